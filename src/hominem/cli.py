@@ -1,0 +1,179 @@
+"""The `hominem` command: run the pipeline or one stage, inspect artifacts and lineage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+STAGE_COMMANDS = {
+    "generate": ("candidates", "prompts and teacher candidates"),
+    "rate": ("dataset", "teacher ratings, verified into the rated dataset"),
+    "train-reward": ("reward", "the reward model"),
+    "build-pairs": ("pairs", "preference pairs scored by the reward model"),
+    "train-policy": ("policy", "the LoRA adapter (DPO)"),
+    "evaluate": ("evaluation", "the evaluation report"),
+}
+
+
+def _store(args):
+    from hominem.config import load_config
+    from hominem.store import open_store
+
+    cfg = load_config(args.config, args.overrides) if getattr(args, "config", None) else None
+    return cfg, open_store(cfg.store if cfg else None)
+
+
+def cmd_run(args, until: str | None = None) -> int:
+    from hominem.pipeline import run_pipeline
+
+    t0 = time.time()
+    cfg, store = _store(args)
+    given = {}
+    for spec in args.input or []:
+        role, _, ref = spec.partition("=")
+        given[role] = store.open(ref)
+    refs, made = run_pipeline(cfg, store, until, given)
+    print(f"\nhominem: {len(made)} artifact(s) made, {len(refs) - len(made)} reused, in {time.time() - t0:.0f}s "
+          f"(store: {store.home})")
+    for name, ref in refs.items():
+        print(f"  {name:11s} {ref.short}{'  (new)' if name in made else ''}")
+    _print_key_metrics(store, refs)
+    return 0
+
+
+def _print_key_metrics(store, refs) -> None:
+    reg = store.registry
+    if "reward" in refs:
+        m = reg.get(refs["reward"].id).metrics
+        if "heldout_mean_pearson" in m:
+            print(f"  reward model: held-out mean Pearson {m['heldout_mean_pearson']:.3f}, scalar Pearson "
+                  f"{m['heldout_scalar_pearson']:.3f}, pairwise accuracy {m['heldout_pairwise_accuracy']:.3f}")
+    if "policy" in refs:
+        m = reg.get(refs["policy"].id).metrics
+        print(f"  DPO: loss {m['first_loss_mean']:.3f} -> {m['final_loss_mean']:.3f} over {m['steps']} steps")
+    if "evaluation" in refs:
+        m = reg.get(refs["evaluation"].id).metrics
+        print(f"  target on {m['prompts']} held-out prompts: reward scalar {m['scalar_before']:.3f} -> "
+              f"{m['scalar_after']:.3f} ({m['scalar_delta']:+.3f}), adapter win rate {m['win_rate']:.0%}")
+        print(f"  report: {refs['evaluation'].path}/report.html")
+
+
+def cmd_artifacts(args) -> int:
+    _, store = _store(args)
+    reg = store.registry
+    if args.action in ("ls", "search"):
+        recs = reg.search(kind=args.kind, tag=args.tag, since=args.since, until=args.until, metric=args.metric)
+        if args.json:
+            print(json.dumps([_public(r.to_dict()) for r in recs], indent=1))
+        else:
+            for r in recs:
+                tags = f"  [{', '.join(r.tags)}]" if r.tags else ""
+                print(f"{r.id[:12]}  {r.kind:11s} {r.created_at}  {r.name}{tags}")
+        return 0
+    if not args.ref:
+        raise SystemExit(f"hominem artifacts {args.action}: REF required")
+    artifact_id = reg.resolve(args.ref)
+    if args.action == "show":
+        rec = reg.get(artifact_id)
+        ref = store.open(artifact_id)  # verifies every file against its hash
+        out = _public(rec.to_dict()) | {"path": ref.path, "files": store.objects.manifest(artifact_id)["files"]}
+        print(json.dumps(out, indent=1) if args.json else _show_text(out))
+    elif args.action == "tag":
+        if not args.tag_value:
+            raise SystemExit("hominem artifacts tag REF TAG: TAG required")
+        reg.tag(artifact_id, args.tag_value)
+        print(json.dumps({"id": artifact_id, "tag": args.tag_value}) if args.json
+              else f"tagged {artifact_id[:12]} {args.tag_value}")
+    return 0
+
+
+def _public(d: dict) -> dict:
+    return d
+
+
+def _show_text(d: dict) -> str:
+    lines = [f"{d['kind']} {d['id']}", f"  name        {d['name']}", f"  created     {d['created_at']}",
+             f"  code        {d['code_version']}", f"  config hash {d['config_hash']}", f"  path        {d['path']}"]
+    lines += [f"  parent      {role}: {pid[:12]}" for role, pid in d["parents"].items()]
+    lines += [f"  tags        {', '.join(d['tags'])}"] if d["tags"] else []
+    for k, v in d["metrics"].items():
+        if isinstance(v, (int, float)):
+            lines.append(f"  metric      {k} = {v:.4g}")
+    lines += [f"  file        {name} ({info['size']} bytes)" for name, info in d["files"].items()]
+    return "\n".join(lines)
+
+
+def cmd_lineage(args) -> int:
+    from hominem.store.lineage import ancestry, render
+
+    _, store = _store(args)
+    tree = ancestry(store.registry, store.registry.resolve(args.ref))
+    print(json.dumps(tree, indent=1) if args.json else "\n".join(render(tree)))
+    return 0
+
+
+def cmd_config(args) -> int:
+    from hominem.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    print(json.dumps(cfg.model_dump(), indent=1))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hominem", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_config(sp):
+        sp.add_argument("config", help="YAML config file (e.g. configs/default.yaml)")
+        sp.add_argument("overrides", nargs="*", help="dotted overrides, e.g. policy.lora.r=16")
+        sp.add_argument("--input", action="append", metavar="STAGE=REF",
+                        help="use an existing artifact for a stage (id prefix or tag), e.g. dataset=abc123")
+
+    with_config(sub.add_parser("run", help="run the whole pipeline (completed stages are skipped)"))
+    for name, (_, what) in STAGE_COMMANDS.items():
+        with_config(sub.add_parser(name, help=f"run up to {what}"))
+    a = sub.add_parser("artifacts", help="list, show, tag or search artifacts")
+    a.add_argument("action", choices=["ls", "show", "tag", "search"])
+    a.add_argument("ref", nargs="?", help="artifact id prefix or tag (show, tag)")
+    a.add_argument("tag_value", nargs="?", help="the tag to add (tag)")
+    a.add_argument("--kind")
+    a.add_argument("--tag", help="filter by tag")
+    a.add_argument("--metric", help="filter by metric, e.g. heldout_pairwise_accuracy>0.7")
+    a.add_argument("--since", help="created at or after (ISO date)")
+    a.add_argument("--until", help="created at or before (ISO date)")
+    a.add_argument("--json", action="store_true")
+    l = sub.add_parser("lineage", help="the full chain of an artifact back to prompts, teacher and configs")
+    l.add_argument("ref")
+    l.add_argument("--json", action="store_true")
+    c = sub.add_parser("config", help="print the resolved config")
+    c.add_argument("config")
+    c.add_argument("overrides", nargs="*")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from hominem.config import ConfigError
+
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command in STAGE_COMMANDS:
+            return cmd_run(args, STAGE_COMMANDS[args.command][0])
+        if args.command == "artifacts":
+            return cmd_artifacts(args)
+        if args.command == "lineage":
+            return cmd_lineage(args)
+        if args.command == "config":
+            return cmd_config(args)
+    except (ConfigError, KeyError, FileNotFoundError) as e:
+        print(f"hominem: error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data generation: prompts, candidate sampling, teacher rating, verification and dataset I/O."""

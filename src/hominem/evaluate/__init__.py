@@ -1,0 +1,1 @@
+"""Evaluation: reward-model metrics, policy evaluation before/after the adapter, the report."""

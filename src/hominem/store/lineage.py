@@ -1,0 +1,43 @@
+"""Walking lineage edges: any artifact back to its prompts, teacher and configs."""
+
+from __future__ import annotations
+
+from hominem.store.registry import Registry
+
+
+def ancestry(registry: Registry, artifact_id: str) -> dict:
+    """The artifact and all its ancestors as a nested tree: {record..., "parents": {role: subtree}}."""
+    rec = registry.get(artifact_id)
+    node = rec.to_dict()
+    node["parents"] = {role: ancestry(registry, pid) for role, pid in sorted(rec.parents.items())}
+    return node
+
+
+def render(tree: dict, indent: str = "", role: str | None = None) -> list[str]:
+    """Human-readable lines of an ancestry tree, one artifact per line with its key facts."""
+    facts = _key_facts(tree)
+    head = f"{role}: " if role else ""
+    lines = [f"{indent}{head}{tree['kind']} {tree['id'][:12]}  {tree['name']}  {tree['created_at']}"
+             + (f"  [{', '.join(tree['tags'])}]" if tree["tags"] else "")]
+    for f in facts:
+        lines.append(f"{indent}    {f}")
+    for r, sub in tree["parents"].items():
+        lines.extend(render(sub, indent + "  ", r))
+    return lines
+
+
+def _key_facts(tree: dict) -> list[str]:
+    cfg = tree.get("config") or {}
+    facts = [f"config {tree['config_hash'][:12]}  code {tree['code_version']}"]
+    teacher = cfg.get("teacher")
+    if isinstance(teacher, dict):
+        facts.append(f"teacher backend={teacher.get('backend')} model={teacher.get('model')}")
+    for k in ("backbone", "model"):
+        v = (cfg.get("reward") or {}).get(k) if k == "backbone" else (cfg.get("policy") or {}).get(k)
+        if v:
+            facts.append(f"{k} {v}")
+    m = tree.get("metrics") or {}
+    shown = {k: v for k, v in m.items() if isinstance(v, (int, float))}
+    if shown:
+        facts.append("metrics " + ", ".join(f"{k}={v:.4g}" for k, v in list(shown.items())[:6]))
+    return facts

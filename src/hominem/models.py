@@ -13,6 +13,7 @@ Names:
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import uuid
@@ -83,9 +84,22 @@ def _dequantised(key: str, gguf: Path) -> Path:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from safetensors.torch import save_file
+
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-        model.save_pretrained(out)
+        # GGUF-loaded models refuse save_pretrained: write the dequantised fp32 weights and a plain
+        # config ourselves (tied weights are stored once, as transformers expects).
+        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        if getattr(model.config, "tie_word_embeddings", False):
+            state.pop("lm_head.weight", None)
+        save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+        cfg = model.config.to_dict()
+        cfg.pop("quantization_config", None)
+        cfg["dtype"] = "float32"
+        (out / "config.json").write_text(json.dumps(cfg, indent=1))
+        if model.generation_config is not None:
+            model.generation_config.save_pretrained(out)
         tok.save_pretrained(out)
 
     return _atomic_build(cache_root() / f"{key}-fp32", build)

@@ -49,7 +49,7 @@ def run(ctx) -> dict:
         rows.append(row)
     write_jsonl(ctx.out / "ratings.jsonl", rows)
     return {"ratings": len(rows), "parse_failures": parse_failures, "call_failures": stats["failures"],
-            "teacher_calls": stats["calls"], "cache_hits": stats["cache_hits"]}
+            "_teacher_calls": stats["calls"], "_cache_hits": stats["cache_hits"]}
 
 
 def load_rows(ref) -> list[dict]:

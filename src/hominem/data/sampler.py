@@ -40,8 +40,8 @@ def run(ctx) -> dict:
         rows.append(Candidate(prompt_id=p.id, index=i, text=str(text).strip(), kind=kind, style=style).to_dict())
     write_jsonl(ctx.out / "candidates.jsonl", rows)
     write_jsonl(ctx.out / "failures.jsonl", failures)
-    return {"candidates": len(rows), "failed": len(failures), "teacher_calls": stats["calls"],
-            "cache_hits": stats["cache_hits"]}
+    return {"candidates": len(rows), "failed": len(failures), "_teacher_calls": stats["calls"],
+            "_cache_hits": stats["cache_hits"]}
 
 
 def load(ref) -> list[Candidate]:

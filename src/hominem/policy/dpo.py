@@ -6,6 +6,7 @@ batch schedule is fixed up front, so a killed run continues to the same result.
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -127,6 +128,7 @@ def run(ctx) -> dict:
     # 6. save the PEFT adapter directory (loadable by transformers, PEFT and vLLM) and the tokenizer
     model.save_pretrained(ctx.out / "adapter")
     tok.save_pretrained(ctx.out / "adapter")
+    canonicalise_adapter_config(ctx.out / "adapter" / "adapter_config.json")
     losses = [h["loss"] for h in history]
     k = max(1, min(5, len(losses) // 4))
     return {"pairs": len(pairs), "steps": dc.steps, "trainable_params": n_train, "total_params": n_total,
@@ -134,6 +136,14 @@ def run(ctx) -> dict:
             "first_loss_mean": float(np.mean(losses[:k])), "final_loss_mean": float(np.mean(losses[-k:])),
             "final_reward_accuracy": float(np.mean([h["reward_accuracy"] for h in history[-k:]])),
             "history": history}
+
+
+def canonicalise_adapter_config(path: Path) -> None:
+    """PEFT writes target_modules from a set, in hash-seed order; sort it so equal adapters are equal bytes."""
+    cfg = json.loads(path.read_text())
+    if isinstance(cfg.get("target_modules"), list):
+        cfg["target_modules"] = sorted(cfg["target_modules"])
+    path.write_text(json.dumps(cfg, indent=2, sort_keys=True))
 
 
 def load_policy(ref, model_name: str):

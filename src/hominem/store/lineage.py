@@ -13,16 +13,23 @@ def ancestry(registry: Registry, artifact_id: str) -> dict:
     return node
 
 
-def render(tree: dict, indent: str = "", role: str | None = None) -> list[str]:
-    """Human-readable lines of an ancestry tree, one artifact per line with its key facts."""
-    facts = _key_facts(tree)
+def render(tree: dict, indent: str = "", role: str | None = None, seen: set | None = None) -> list[str]:
+    """Human-readable lines of an ancestry tree, one artifact per line with its key facts.
+
+    An artifact reached a second time (a diamond in the graph) is named, not expanded again.
+    """
+    seen = set() if seen is None else seen
     head = f"{role}: " if role else ""
-    lines = [f"{indent}{head}{tree['kind']} {tree['id'][:12]}  {tree['name']}  {tree['created_at']}"
+    line = f"{indent}{head}{tree['kind']} {tree['id'][:12]}"
+    if tree["id"] in seen:
+        return [line + "  (shown above)"]
+    seen.add(tree["id"])
+    lines = [line + f"  {tree['name']}  {tree['created_at']}"
              + (f"  [{', '.join(tree['tags'])}]" if tree["tags"] else "")]
-    for f in facts:
+    for f in _key_facts(tree):
         lines.append(f"{indent}    {f}")
     for r, sub in tree["parents"].items():
-        lines.extend(render(sub, indent + "  ", r))
+        lines.extend(render(sub, indent + "  ", r, seen))
     return lines
 
 

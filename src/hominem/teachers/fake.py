@@ -14,6 +14,7 @@ import signal
 import threading
 
 from hominem.dims import DIMENSIONS
+from hominem.teachers.cache import request_key
 
 OPENERS = {
     "good": ["That sounds hard, and it makes sense you feel torn.", "Thanks for laying this out so clearly.",
@@ -35,6 +36,10 @@ CUES = {"good": ["option", "evidence", "you know", "which", "sense", "check", "s
         "bad": ["whatever", "stop", "nothing", "certain", "wrong", "not worth"]}
 
 
+_PROCESS_CALLS = [0]  # calls made by every fake teacher in this process (crash_after counts these)
+_PROCESS_LOCK = threading.Lock()
+
+
 def _h(*parts) -> int:
     return int(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:8], 16)
 
@@ -45,19 +50,19 @@ class FakeTeacher:
         self.crash_after = crash_after
         self.call_log = call_log
         self.calls = 0
-        self._lock = threading.Lock()
 
     @classmethod
     def from_config(cls, cfg) -> "FakeTeacher":
         return cls(cfg.model, cfg.fake_crash_after, cfg.fake_call_log)
 
     def complete(self, request) -> str:
-        with self._lock:
+        with _PROCESS_LOCK:
             self.calls += 1
+            _PROCESS_CALLS[0] += 1
             if self.call_log:
                 with open(self.call_log, "a") as f:
-                    f.write(hashlib.sha256(json.dumps(request.to_dict(), sort_keys=True).encode()).hexdigest() + "\n")
-            if self.crash_after is not None and self.calls > self.crash_after:
+                    f.write(request_key(self.name, request) + "\n")
+            if self.crash_after is not None and _PROCESS_CALLS[0] > self.crash_after:
                 os.kill(os.getpid(), signal.SIGKILL)  # simulate `kill -9` in the middle of a stage
         meta = request.meta_dict()
         if meta.get("task") == "sample":

@@ -33,9 +33,11 @@ def run_requests(teacher: Teacher, requests: list[TeacherRequest], cache: Reques
     with bar(total=len(requests), desc=desc, initial=stats["cache_hits"]) as progress:
         def call(i: int) -> tuple[int, str | BaseException]:
             try:
-                return i, teacher.complete(requests[i])
+                text = teacher.complete(requests[i])
             except Exception as e:  # one failed request must not lose the others
                 return i, e
+            cache.put(keys[i], teacher.name, requests[i], text)  # in the worker: paid-for means persisted
+            return i, text
 
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             for fut in as_completed([pool.submit(call, i) for i in todo]):
@@ -43,8 +45,6 @@ def run_requests(teacher: Teacher, requests: list[TeacherRequest], cache: Reques
                 stats["calls"] += 1
                 if isinstance(out, BaseException):
                     stats["failures"] += 1
-                else:
-                    cache.put(keys[i], teacher.name, requests[i], out)
                 results[i] = out
                 progress.update(1)
     return results, stats

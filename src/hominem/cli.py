@@ -122,6 +122,12 @@ def cmd_config(args) -> int:
     return 0
 
 
+def cmd_seed_stats(args) -> int:
+    from hominem.data.seed_stats import main
+
+    return main(args.path, args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hominem", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -148,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     l = sub.add_parser("lineage", help="the full chain of an artifact back to prompts, teacher and configs")
     l.add_argument("ref")
     l.add_argument("--json", action="store_true")
+    st = sub.add_parser("seed-stats", help="statistics of a seed-format rated set (default: the bundled seed set)")
+    st.add_argument("path", nargs="?")
+    st.add_argument("--json", action="store_true")
     c = sub.add_parser("config", help="print the resolved config")
     c.add_argument("config")
     c.add_argument("overrides", nargs="*")
@@ -169,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_lineage(args)
         if args.command == "config":
             return cmd_config(args)
+        if args.command == "seed-stats":
+            return cmd_seed_stats(args)
     except (ConfigError, KeyError, FileNotFoundError) as e:
         print(f"hominem: error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return 2

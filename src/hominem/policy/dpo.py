@@ -76,18 +76,20 @@ def run(ctx) -> dict:
         schedule.append(pool[:dc.batch_size])
         pool = pool[dc.batch_size:]
 
-    # 3. reference log-probs, once, with the adapter disabled (cached in the work dir)
+    # 3. reference log-probs, once, with the adapter disabled, for the pairs the schedule uses
+    #    (cached in the work dir so a resumed run does not recompute them)
     ref_path = ctx.work / "ref_logps.pt"
     if ref_path.exists():
         ref = torch.load(ref_path)
     else:
-        ref = torch.zeros(len(examples), 2)
+        ref = torch.full((len(examples), 2), float("nan"))
+        used = sorted({i for batch in schedule for i in batch}, key=lambda i: len(examples[i]["prompt"]))
         model.eval()
-        with torch.no_grad(), model.disable_adapter(), bar(total=len(examples), desc="reference logps") as pb:
-            for s in range(0, len(examples), 8):
-                chunk = examples[s:s + 8]
-                lp = logps(model, batch_tensors(tok, chunk))
-                ref[s:s + len(chunk), 0], ref[s:s + len(chunk), 1] = lp[:len(chunk)], lp[len(chunk):]
+        with torch.no_grad(), model.disable_adapter(), bar(total=len(used), desc="reference logps") as pb:
+            for s in range(0, len(used), 8):
+                chunk = used[s:s + 8]
+                lp = logps(model, batch_tensors(tok, [examples[i] for i in chunk]))
+                ref[chunk, 0], ref[chunk, 1] = lp[:len(chunk)], lp[len(chunk):]
                 pb.update(len(chunk))
         torch.save(ref, ref_path)
 

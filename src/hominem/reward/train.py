@@ -41,6 +41,19 @@ def flatten(records: list[dict], dims: list[str]) -> dict:
     return out
 
 
+def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random, pool: int = 8) -> list[list[int]]:
+    """Shuffled minibatches of similar length (less padding): shuffle, sort within pools of
+    pool*batch_size examples, cut into batches, shuffle the batches."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    batches = []
+    for s in range(0, len(order), pool * batch_size):
+        chunk = sorted(order[s:s + pool * batch_size], key=lambda i: lengths[i])
+        batches += [chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
 def masked_loss(pred: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     """pred, label [B, D] (label NaN = not applicable) -> scalar: sum over dims of the mean squared
     error over that dim's labelled examples (a dim with no labels in the batch adds 0)."""
@@ -90,6 +103,10 @@ def run(ctx) -> dict:
     model = RewardModel(backbone, dims, rc.pooling, rc.head_hidden, rc.dropout)
     if rc.freeze_backbone:
         model.backbone.requires_grad_(False)
+    elif rc.freeze_embeddings:
+        # the token embedding table is half of a small encoder's weights; freezing it halves the
+        # optimiser's work at almost no cost in quality on a few hundred examples
+        model.backbone.get_input_embeddings().requires_grad_(False)
     enc_train, trunc_train = encode(tok, train["inputs"], train["responses"], rc.max_length, chat)
     enc_val, _ = encode(tok, val["inputs"], val["responses"], rc.max_length, chat)
     y_train = torch.tensor((train["labels"] - mean) / std, dtype=torch.float32)
@@ -101,7 +118,7 @@ def run(ctx) -> dict:
     head_params = list(model.heads.parameters()) + list(model.scalar_head.parameters())
     groups = [{"params": head_params, "lr": rc.head_lr}]
     if not rc.freeze_backbone:
-        groups.append({"params": list(model.backbone.parameters()), "lr": rc.lr})
+        groups.append({"params": [p for p in model.backbone.parameters() if p.requires_grad], "lr": rc.lr})
     opt = torch.optim.AdamW(groups, weight_decay=rc.weight_decay)
 
     def batch_loss(enc, y, s, idx) -> torch.Tensor:
@@ -120,15 +137,14 @@ def run(ctx) -> dict:
 
     # 3. train: epochs of shuffled minibatches, early stopping on validation loss
     history, best, best_state, bad_epochs = [], math.inf, None, 0
-    steps_per_epoch = math.ceil(len(y_train) / rc.batch_size)
     model.train()
+    lengths = [len(x) for x in enc_train["input_ids"]]
     for epoch in range(rc.epochs):
-        order = list(range(len(y_train)))
-        rng.shuffle(order)
+        batches = bucketed_batches(lengths, rc.batch_size, rng)
         running = []
-        with bar(total=steps_per_epoch, desc=f"reward epoch {epoch + 1}/{rc.epochs}", unit="step") as progress:
-            for s in range(0, len(order), rc.batch_size):
-                loss = batch_loss(enc_train, y_train, s_train, order[s:s + rc.batch_size])
+        with bar(total=len(batches), desc=f"reward epoch {epoch + 1}/{rc.epochs}", unit="step") as progress:
+            for idx in batches:
+                loss = batch_loss(enc_train, y_train, s_train, idx)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

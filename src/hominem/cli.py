@@ -125,7 +125,7 @@ def cmd_config(args) -> int:
 def cmd_seed_stats(args) -> int:
     from hominem.data.seed_stats import main
 
-    return main(args.path, args.json)
+    return main(args.path, args.json, args.write_datasheet)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("seed-stats", help="statistics of a seed-format rated set (default: the bundled seed set)")
     st.add_argument("path", nargs="?")
     st.add_argument("--json", action="store_true")
+    st.add_argument("--write-datasheet", metavar="MD", help="rewrite the statistics block of this datasheet")
     c = sub.add_parser("config", help="print the resolved config")
     c.add_argument("config")
     c.add_argument("overrides", nargs="*")

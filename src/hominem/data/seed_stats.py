@@ -96,6 +96,22 @@ def compute(records: list[dict]) -> dict:
     # length is not the signal
     words = np.array([len(t.split()) for r in records for t in r["candidate_outputs"]], dtype=float)
     out["length_scalar_correlation"] = round(float(np.corrcoef(words, scalar)[0, 1]), 4)
+    # within candidate sets: lengths and scalars as deviations from their prompt's means
+    dw, ds, k = [], [], 0
+    for r in records:
+        n = len(r["candidate_outputs"])
+        w, sc = words[k:k + n], scalar[k:k + n]
+        dw += list(w - w.mean())
+        ds += list(sc - sc.mean())
+        k += n
+    out["length_scalar_correlation_within_prompt"] = round(float(np.corrcoef(dw, ds)[0, 1]), 4)
+    by_writer_round = {}
+    for label, keep in (("round 1 (w1-w8)", lambda m: m.get("writer", "") in {f"w{i}" for i in range(1, 9)}),
+                        ("round 2 (w9-w12)", lambda m: m.get("writer", "") in {f"w{i}" for i in range(9, 13)})):
+        idx = [j for j, (r, t) in enumerate((r, t) for r in records for t in r["candidate_outputs"]) if keep(r["metadata"])]
+        if len(idx) > 2:
+            by_writer_round[label] = round(float(np.corrcoef(words[idx], scalar[idx])[0, 1]), 4)
+    out["length_scalar_correlation_by_round"] = by_writer_round
     out["words_by_kind"] = {}
     for k in ("good", "ambiguous", "bad"):
         w = [len(t.split()) for r in records for t, kk in zip(r["candidate_outputs"], r["metadata"].get("candidate_kinds", []))
@@ -150,7 +166,9 @@ def markdown(s: dict) -> str:
           f"- mean scalar by intended kind (blind ratings): {s['mean_scalar_by_kind']}",
           f"- a 'bad' candidate outscored a 'good' one of the same prompt in **{s['bad_outscored_good']['count']}** of "
           f"{s['bad_outscored_good']['of_pairs']} bad/good pairs ({s['bad_outscored_good']['share']:.1%})",
-          f"- correlation of response length (words) with the scalar: **{s['length_scalar_correlation']}**",
+          f"- correlation of response length (words) with the scalar: **{s['length_scalar_correlation']}** overall; "
+          f"{s['length_scalar_correlation_within_prompt']} within candidate sets (deviations from each prompt's mean); "
+          f"by writing round: {s['length_scalar_correlation_by_round']}",
           f"- words by kind: {s['words_by_kind']}"]
     if "tradeoff" in s:
         t = s["tradeoff"]
@@ -159,7 +177,23 @@ def markdown(s: dict) -> str:
     return "\n".join(L)
 
 
-def main(path: str | None = None, as_json: bool = False) -> int:
+BEGIN, END = "<!-- seed-stats:begin -->", "<!-- seed-stats:end -->"
+
+
+def replace_block(doc: str, block: str) -> str:
+    """The document with the text between the seed-stats markers replaced by block."""
+    head, rest = doc.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{block}\n{END}{tail}"
+
+
+def main(path: str | None = None, as_json: bool = False, write: str | None = None) -> int:
     s = compute(read_seed_records(path or bundled_seed_path()))
+    if write:  # refresh the statistics block of a datasheet in place
+        from pathlib import Path
+
+        doc = Path(write).read_text("utf-8")
+        Path(write).write_text(replace_block(doc, markdown(s)), "utf-8")
+        return 0
     print(json.dumps(s, indent=1) if as_json else markdown(s))
     return 0

@@ -162,28 +162,25 @@ def _tiny(kind: str) -> Path:
     return _atomic_build(cache_root() / f"tiny-{kind}-v1", build)
 
 
-def load_causal_lm(name: str):
-    """(model, tokenizer) for a decoder LM, fp32, eval mode, with a pad token set."""
+def _load(name: str, auto_class: str):
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import transformers
 
     path = resolve(name)
-    tok = AutoTokenizer.from_pretrained(path)
+    tok = transformers.AutoTokenizer.from_pretrained(path)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model = getattr(transformers, auto_class).from_pretrained(path, dtype=torch.float32)
+    return model, tok
+
+
+def load_causal_lm(name: str):
+    """(model, tokenizer) for a decoder LM, fp32, eval mode, with a pad token set."""
+    model, tok = _load(name, "AutoModelForCausalLM")
     model.eval()
     return model, tok
 
 
 def load_backbone(name: str):
     """(model, tokenizer) for a reward-model backbone (encoder or decoder body), fp32."""
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    path = resolve(name)
-    tok = AutoTokenizer.from_pretrained(path)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    model = AutoModel.from_pretrained(path, dtype=torch.float32)
-    return model, tok
+    return _load(name, "AutoModel")

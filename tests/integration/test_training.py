@@ -11,6 +11,28 @@ from hominem.pipeline import run_pipeline
 from hominem.store import open_store
 
 
+def interrupt_at_call(monkeypatch, module, name: str, n: int):
+    """Make module.name raise KeyboardInterrupt on its n-th call (a kill in the middle of training)."""
+    real, calls = getattr(module, name), {"n": 0}
+
+    def wrapper(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt(f"killed at call {n} of {name}")
+        return real(*a, **k)
+
+    monkeypatch.setattr(module, name, wrapper)
+    return lambda: monkeypatch.setattr(module, name, real)
+
+
+def run_until_interrupted(cfg, store, until):
+    try:
+        run_pipeline(cfg, store, until=until)
+    except KeyboardInterrupt:
+        return
+    raise AssertionError("the run was not interrupted")
+
+
 def test_reward_training_changes_weights_and_lowers_loss(smoke_config):
     cfg = smoke_config("reward.epochs=4", "reward.patience=4")
     store = open_store(cfg.store)
@@ -52,22 +74,26 @@ def test_dpo_resumes_from_checkpoint_to_the_same_adapter(smoke_config, monkeypat
 
     monkeypatch.setenv("HOMINEM_HOME", str(tmp_path / "other"))
     store = open_store(cfg.store)
-    calls = {"n": 0}
-    real = dpo.dpo_loss
-
-    def failing(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt("killed mid-training")
-        return real(*a, **k)
-
-    monkeypatch.setattr(dpo, "dpo_loss", failing)
-    try:
-        run_pipeline(cfg, store, until="policy")
-    except KeyboardInterrupt:
-        pass
-    monkeypatch.setattr(dpo, "dpo_loss", real)
+    restore = interrupt_at_call(monkeypatch, dpo, "dpo_loss", 5)
+    run_until_interrupted(cfg, store, "policy")
+    restore()
     assert list((store.work_dir).glob("policy-*/dpo_checkpoint.pt")), "no checkpoint left behind"
     resumed, made = run_pipeline(cfg, store, until="policy")
     assert made == ["policy"]
     assert resumed["policy"].id == clean["policy"].id  # bit-identical adapter and metrics
+
+
+def test_reward_training_resumes_from_epoch_checkpoint(smoke_config, monkeypatch, tmp_path):
+    import hominem.reward.train as rt
+
+    cfg = smoke_config("reward.epochs=3", "reward.patience=3")
+    clean, _ = run_pipeline(cfg, open_store(cfg.store), until="reward")
+    monkeypatch.setenv("HOMINEM_HOME", str(tmp_path / "other"))
+    store = open_store(cfg.store)
+    # call 10 is inside the second epoch (smoke: ~6 training steps + 1 validation batch an epoch)
+    restore = interrupt_at_call(monkeypatch, rt, "masked_loss", 10)
+    run_until_interrupted(cfg, store, "reward")
+    restore()
+    assert list(store.work_dir.glob("reward-*/reward_checkpoint.pt")), "no epoch checkpoint left behind"
+    resumed, made = run_pipeline(cfg, store, until="reward")
+    assert made == ["reward"] and resumed["reward"].id == clean["reward"].id

@@ -135,11 +135,24 @@ def run(ctx) -> dict:
         model.train()
         return sum(losses) / max(1, len(idx))
 
-    # 3. train: epochs of shuffled minibatches, early stopping on validation loss
-    history, best, best_state, bad_epochs = [], math.inf, None, 0
+    # 3. train: epochs of length-bucketed minibatches, early stopping on validation loss; a
+    #    checkpoint after every epoch lets a killed run continue where it stopped
+    history, best, best_state, bad_epochs, start = [], math.inf, None, 0, 0
+    ckpt_path = ctx.work / "reward_checkpoint.pt"
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        history, best, best_state, bad_epochs = ckpt["history"], ckpt["best"], ckpt["best_state"], ckpt["bad_epochs"]
+        start = len(history)
+        rng.setstate(ckpt["python_rng"])
+        torch.set_rng_state(ckpt["torch_rng"])
     model.train()
     lengths = [len(x) for x in enc_train["input_ids"]]
-    for epoch in range(rc.epochs):
+    stopped = bad_epochs >= rc.patience
+    for epoch in range(start, rc.epochs):
+        if stopped:
+            break
         batches = bucketed_batches(lengths, rc.batch_size, rng)
         running = []
         with bar(total=len(batches), desc=f"reward epoch {epoch + 1}/{rc.epochs}", unit="step") as progress:
@@ -159,8 +172,10 @@ def run(ctx) -> dict:
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             bad_epochs += 1
-            if bad_epochs >= rc.patience:
-                break
+            stopped = bad_epochs >= rc.patience
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "history": history, "best": best,
+                    "best_state": best_state, "bad_epochs": bad_epochs, "python_rng": rng.getstate(),
+                    "torch_rng": torch.get_rng_state()}, ckpt_path)
     if best_state is not None:
         model.load_state_dict(best_state)
 

@@ -45,6 +45,12 @@ def cmd_run(args, until: str | None = None) -> int:
 
 def _print_key_metrics(store, refs) -> None:
     reg = store.registry
+    if "dataset" in refs:
+        m = reg.get(refs["dataset"].id).metrics
+        if "quarantined_by_reason" in m:
+            print(f"  quarantined: {m['quarantined']} candidate(s), {m.get('quarantined_samples', 0)} sample(s), "
+                  f"{m.get('quarantined_rows', 0)} row(s); by reason: "
+                  + (", ".join(f"{k} {v}" for k, v in m["quarantined_by_reason"].items()) or "none"))
     if "reward" in refs:
         m = reg.get(refs["reward"].id).metrics
         if "heldout_mean_pearson" in m:
@@ -158,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("path", nargs="?")
     st.add_argument("--json", action="store_true")
     st.add_argument("--write-datasheet", metavar="MD", help="rewrite the statistics block of this datasheet")
+    rp = sub.add_parser("reparse", help="re-parse a ratings artifact's stored raw teacher text with the current "
+                        "parser into a new ratings artifact (no teacher calls)")
+    rp.add_argument("target", help="CONFIG (finds the ratings artifact it made) or a ratings artifact id/tag")
+    rp.add_argument("overrides", nargs="*", help="dotted overrides (with CONFIG)")
     c = sub.add_parser("config", help="print the resolved config")
     c.add_argument("config")
     c.add_argument("overrides", nargs="*")
@@ -179,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_lineage(args)
         if args.command == "config":
             return cmd_config(args)
+        if args.command == "reparse":
+            from hominem.data.rater import reparse_command
+
+            return reparse_command(args.target, args.overrides)
         if args.command == "seed-stats":
             return cmd_seed_stats(args)
     except (ConfigError, KeyError, FileNotFoundError) as e:

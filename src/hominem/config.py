@@ -14,6 +14,7 @@ from typing import Any, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import field_validator as _field_validator
 
 
 class Section(BaseModel):
@@ -35,9 +36,11 @@ class StoreConfig(Section):
 
 
 class TeacherConfig(Section):
-    backend: Literal["replay", "fake", "openai"] = Field(
+    backend: Literal["replay", "fake", "openai", "anthropic", "local"] = Field(
         "replay", description="Teacher backend name: replay (recorded ratings, e.g. the bundled seed set), "
-        "fake (deterministic, for tests), openai (any OpenAI-compatible chat-completions server).")
+        "fake (deterministic, for tests), openai (any OpenAI-compatible chat-completions server), anthropic "
+        "(the Anthropic Messages API), local (a transformers causal LM on this machine; `model` is resolved by "
+        "hominem.models, e.g. bundled:smollm2-135m-instruct).")
     model: str = Field("seed-v1", description="Model name sent to the backend (and part of every cache key).")
     replay_path: Optional[str] = Field(
         None, description="replay: JSONL in the seed format to serve. Default: the bundled seed set.")
@@ -48,39 +51,191 @@ class TeacherConfig(Section):
     temperature: float = Field(0.7, description="Sampling temperature for candidate generation.")
     rating_temperature: float = Field(0.0, description="Sampling temperature for ratings.")
     max_tokens: int = Field(512, description="Upper bound on tokens the teacher may produce per request.")
-    timeout_s: float = Field(60.0, description="Per-request timeout in seconds.")
+    timeout_s: float = Field(60.0, description="Per-request timeout in seconds (each attempt; async backends).")
     max_retries: int = Field(5, description="Retries for a failed request (exponential backoff with jitter).")
     concurrency: int = Field(8, description="Requests in flight at once.")
+    backoff_s: float = Field(
+        0.5, description="Base of the exponential backoff: retry n waits uniform(0, min(backoff_max_s, "
+        "backoff_s * 2**n)) seconds, and never less than the server's Retry-After.")
+    backoff_max_s: float = Field(30.0, description="Longest jittered backoff between two attempts, in seconds.")
+    requests_per_minute: Optional[float] = Field(
+        None, description="Client-side limit on requests sent per minute (token bucket, ~1 s bursts); None: no limit.")
+    tokens_per_minute: Optional[float] = Field(
+        None, description="Client-side limit on tokens per minute: each request reserves its estimated prompt "
+        "tokens (~4 characters each) plus max_tokens, corrected by the usage the server reports; None: no limit.")
+    price_prompt_per_mtok: float = Field(
+        0.0, description="Price in USD per million prompt tokens (for the cost shown and recorded per run).")
+    price_completion_per_mtok: float = Field(
+        0.0, description="Price in USD per million completion tokens (for the cost shown and recorded per run).")
     fake_crash_after: Optional[int] = Field(
         None, description="fake: SIGKILL this process after this many teacher calls (simulates a killed run).")
     fake_call_log: Optional[str] = Field(
         None, description="fake: append one line per call to this file (lets tests count calls).")
+    anthropic_version: str = Field(
+        "2023-06-01", description="anthropic: the anthropic-version header. For backend anthropic, base_url and "
+        "api_key_env left unset default to https://api.anthropic.com and ANTHROPIC_API_KEY (never the OpenAI key).")
+    anthropic_prefill: bool = Field(
+        True, description="anthropic: for JSON requests, prefill the assistant turn with '{' (switched off for "
+        "the rest of the run if the model rejects prefill).")
+    local_batch_size: int = Field(
+        8, ge=1, description="local: sequences per forward pass: candidates generated at once, and scoring prompts "
+        "per rating pass (one rating is 9: 7 dimensions, the overall, its '10' step; at least one rating per pass). "
+        "Concurrent calls are coalesced into batches of up to this many requests: keep concurrency >= this.")
+    local_score_reduce: Literal["expected", "argmax"] = Field(
+        "expected", description="local: how a rating is read from the score-token distribution: expected value "
+        "rounded to an integer, or the most probable label (the full distribution is kept in the raw text).")
+    local_max_length: int = Field(
+        2048, description="local: token limit of a prompt (also capped by the model's context); longer "
+        "conversations are cut in the middle and the rating says so.")
+    local_device: Optional[str] = Field(
+        None, description="local: torch device (cpu, cuda, cuda:1 ...). Default: cuda when available, else cpu.")
+
+
+class PerturbConfig(Section):
+    registers: dict[Literal["plain", "formal", "casual", "texting", "non_native"], float] = Field(
+        {"plain": 0.4, "formal": 0.15, "casual": 0.2, "texting": 0.15, "non_native": 0.1},
+        description="templates: relative weight of each register the user messages are rewritten in.")
+    lengths: dict[Literal["short", "medium", "long"], float] = Field(
+        {"short": 0.3, "medium": 0.45, "long": 0.25},
+        description="templates: relative weight of each length (short: situation and ask only; medium: + one "
+        "background detail and the stakes; long: + up to three details).")
+    difficulty_weights: list[float] = Field(
+        [1.0, 1.0, 1.0], min_length=3, max_length=3,
+        description="templates: relative weight of difficulty 1, 2, 3; a difficulty-d prompt carries d - 1 "
+        "complicating details (an injected conflict counts as one).")
+    speaker_fraction: float = Field(
+        0.5, ge=0, le=1, description="templates: share of prompts that open by saying who is speaking.")
+    multi_turn_fraction: float = Field(
+        0.2, ge=0, le=1, description="templates: share of prompts turned into a multi-turn conversation (prior "
+        "exchange as a messages list, ending with the user).")
+    conflict_fraction: float = Field(
+        0.35, ge=0, le=1, description="templates: share of non-trade-off prompts of difficulty >= 2 that get an "
+        "injected conflict (a complication that makes two rubric dimensions pull against each other).")
+
+
+class EvolveConfig(Section):
+    operations: list[Literal["constraint", "conflict", "deepen", "stakes", "concretise"]] = Field(
+        ["constraint", "conflict", "deepen", "stakes", "concretise"],
+        description="evolve: Evol-Instruct operations, assigned round-robin over the shuffled seed prompts.")
+    rounds: int = Field(1, ge=1, description="evolve: generations; round k evolves the prompts accepted in round k-1.")
+    keep_seeds: bool = Field(False, description="evolve: also keep the seed prompts themselves in the output.")
+    temperature: float = Field(0.7, description="evolve: teacher sampling temperature for evolution requests.")
+    max_chars: int = Field(2500, description="evolve: reject an evolved prompt longer than this many characters.")
 
 
 class PromptsConfig(Section):
-    source: Literal["seed", "file"] = Field(
+    source: Literal["seed", "file", "templates", "evolve"] = Field(
         "seed", description="seed: the prompts of the teacher's replay set (bundled seed set by default), with "
-        "its fixed held-out split; file: a JSONL of prompts at `path`.")
-    path: Optional[str] = Field(None, description="file: JSONL with one prompt per line (fields of types.Prompt).")
+        "its fixed held-out split; file: a JSONL of prompts at `path`; templates: generated from scenario "
+        "skeletons (data/scenarios.yaml or `scenarios_path`); evolve: seed prompts (`path`, else the replay set) "
+        "rewritten by the teacher (Evol-Instruct style, see `evolve`).")
+    path: Optional[str] = Field(
+        None, description="file: JSONL with one prompt per line (fields of types.Prompt); evolve: the seed prompts "
+        "in that format (default: the replay set).")
     limit_per_split: Optional[int] = Field(
-        None, description="Keep at most this many prompts per split (stratified by category); None keeps all.")
+        None, description="Keep at most this many prompts per split (stratified by category); None keeps all. "
+        "evolve: applied to the seed prompts before any teacher call.")
     heldout_fraction: float = Field(
-        0.2, description="file: share of prompts held out (stratified by category) when the file has no split.")
+        0.2, description="file/templates/evolve: share of prompts held out (stratified by category) when they have "
+        "no split (evolved prompts inherit their seed's split).")
+    n: int = Field(250, ge=1, description="templates: prompts to generate (after near-duplicate removal), spread "
+                   "evenly over `categories`.")
+    categories: list[str] = Field(
+        ["social", "emotional", "epistemic", "narrative", "tradeoff"],
+        description="templates: categories to generate (each needs skeletons in the scenarios file).")
+    scenarios_path: Optional[str] = Field(
+        None, description="templates: YAML file of scenario skeletons (default: the bundled data/scenarios.yaml).")
+    dedup_threshold: float = Field(
+        0.6, gt=0, le=1, description="templates/evolve: a prompt whose character 5-gram Jaccard similarity to an "
+        "already accepted prompt is above this is rejected as a near-duplicate (and reported).")
+    timestamp: Optional[str] = Field(
+        None, description="templates/evolve: the timestamp recorded on every generated prompt; part of the config so "
+        "reruns give identical artifacts (None: the fixed epoch 1970-01-01T00:00:00Z).")
+    perturb: PerturbConfig = Field(default_factory=PerturbConfig, description="templates: perturbation mix.")
+    evolve: EvolveConfig = Field(default_factory=EvolveConfig, description="evolve: teacher-driven evolution.")
+
+    @_field_validator("timestamp", mode="before")
+    @classmethod
+    def _iso_timestamp(cls, v):  # YAML reads 2026-05-01T00:00:00Z as a datetime; keep it as ISO text
+        import datetime as _dt
+        if isinstance(v, _dt.datetime):
+            return v.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if v.tzinfo else v.isoformat()
+        return v.isoformat() if isinstance(v, _dt.date) else v
 
 
 class CandidatesConfig(Section):
-    n_per_prompt: int = Field(4, description="Candidate responses per prompt.")
+    n_per_prompt: int = Field(4, ge=1, description="Candidate responses per prompt.")
     steering: list[str] = Field(
-        ["good", "bad", "ambiguous", "ambiguous"],
-        description="Steering label per candidate index (cycled): asks the teacher for a deliberately good, bad "
-        "or ambiguous response so the set is spread.")
+        ["good", "bad", "ambiguous", "bad"], min_length=1,
+        description="Steering label per candidate index (cycled): good, bad or ambiguous, optionally with a "
+        "style (e.g. bad:preachy; styles in teachers/steering.py). A label without a style rotates through the "
+        "kind's styles, seeded per prompt.")
+    styles: dict[Literal["good", "bad", "ambiguous"], list[str]] = Field(
+        {}, description="Narrow the styles a kind rotates through, e.g. {bad: [dismissive, preachy]} (default: all "
+        "styles of the kind).")
+
+    @_field_validator("steering")
+    @classmethod
+    def _known_labels(cls, v: list[str]) -> list[str]:
+        from hominem.teachers.steering import parse_label
+        for label in v:
+            parse_label(label)
+        return v
+
+    @_field_validator("styles")
+    @classmethod
+    def _known_styles(cls, v: dict) -> dict:
+        from hominem.teachers.steering import check_styles
+        for kind, names in v.items():
+            check_styles(kind, names)
+        return v
+
+
+from pydantic import model_validator as _model_validator  # noqa: E402 (used by RatingsConfig only)
 
 
 class RatingsConfig(Section):
-    mode: Literal["independent"] = Field(
-        "independent", description="independent: each candidate is rated alone (no position or anchoring bias).")
+    mode: Literal["independent", "shuffled"] = Field(
+        "independent", description="independent: each candidate is rated alone in its own request (no position or "
+        "anchoring bias); shuffled: all candidates of a prompt in one request, in a seeded shuffled order that is "
+        "recorded (cheaper; position bias averages out over prompts and samples).")
+    n_samples: int = Field(
+        1, ge=1, description="Ratings per candidate (self-consistency). Every sample is kept; the dataset uses the "
+        "per-dimension mean (rounded half up) and records the spread. Needs ratings.temperature > 0 when > 1.")
+    temperature: Optional[float] = Field(
+        None, ge=0, description="Sampling temperature of rating requests; None uses teacher.rating_temperature. "
+        "Must be > 0 when n_samples > 1 (identical samples would measure nothing).")
+    seed: int = Field(0, description="Seed of the shuffled order shown to the teacher (shuffled mode).")
+    structured_output: bool = Field(
+        True, description="Send the rating JSON schema with each request; backends with structured output enforce "
+        "it, the others ignore it (the parser and verifier still check everything).")
+    min_valid_samples: Optional[int] = Field(
+        None, ge=1, description="A candidate needs at least this many verified samples to enter the dataset; None "
+        "means all n_samples. Failed samples are quarantined with their reasons either way.")
+    rationale_min_words: int = Field(3, ge=0, description="Verifier: a rationale needs at least this many words.")
+    rationale_max_chars: int = Field(
+        1500, ge=1, description="Verifier: a rationale longer than this is quarantined (the rubric asks for 1-3 "
+        "sentences; a longer one is usually a runaway or a prompt echo).")
+    skip_checks: list[str] = Field(
+        [], description="Verifier checks to turn off, by name (see hominem.data.verify.CHECKS); only the "
+        "rationale/score consistency checks can be skipped.")
     max_quarantine_fraction: float = Field(
         0.2, description="Fail the stage if more than this share of records is quarantined by the verifier.")
+
+    @_model_validator(mode="after")
+    def _check(self):
+        if self.n_samples > 1 and not (self.temperature or 0) > 0:
+            raise ValueError(f"n_samples={self.n_samples} needs ratings.temperature > 0 "
+                             f"(got {self.temperature}); at temperature 0 every sample would be the same")
+        if self.min_valid_samples is not None and self.min_valid_samples > self.n_samples:
+            raise ValueError(f"min_valid_samples={self.min_valid_samples} exceeds n_samples={self.n_samples}")
+        from hominem.data.verify import SKIPPABLE
+
+        unknown = [c for c in self.skip_checks if c not in SKIPPABLE]
+        if unknown:
+            raise ValueError(f"skip_checks: unknown or unskippable check(s) {unknown}; "
+                             f"skippable: {', '.join(sorted(SKIPPABLE))}")
+        return self
 
 
 class RewardConfig(Section):

@@ -23,6 +23,9 @@ from hominem.types import ArtifactRef
 
 # Config fields that change how a stage runs but not what it produces (never hashed).
 OPERATIONAL = {"teacher.concurrency", "teacher.timeout_s", "teacher.max_retries", "teacher.api_key_env",
+               "teacher.backoff_s", "teacher.backoff_max_s", "teacher.requests_per_minute",
+               "teacher.tokens_per_minute", "teacher.price_prompt_per_mtok", "teacher.price_completion_per_mtok",
+               "teacher.local_batch_size", "teacher.local_device",
                "teacher.fake_crash_after", "teacher.fake_call_log", "policy.dpo.checkpoint_every",
                "evaluate.batch_size"}
 
@@ -37,7 +40,7 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("prompts", "hominem.data.prompts", (), ("run.seed", "prompts", "teacher.replay_path"), "generate"),
+    Stage("prompts", "hominem.data.prompts", (), ("run.seed", "prompts", "teacher"), "generate"),
     Stage("candidates", "hominem.data.sampler", ("prompts",), ("candidates", "teacher"), "generate"),
     Stage("ratings", "hominem.data.rater", ("prompts", "candidates"), ("ratings", "teacher"), "rate"),
     Stage("dataset", "hominem.data.build", ("prompts", "candidates", "ratings"), ("ratings",), "rate"),

@@ -38,7 +38,7 @@ def test_reward_training_changes_weights_and_lowers_loss(smoke_config):
     store = open_store(cfg.store)
     refs, _ = run_pipeline(cfg, store, until="reward")
     m = store.registry.get(refs["reward"].id).metrics
-    assert m["final_train_loss"] < m["first_train_loss"]
+    assert m["final_train_loss"] < m["first_epoch_train_loss"]
     meta = json.loads((Path(refs["reward"].path) / "METADATA.json").read_text())
     hist = meta["metrics"]["history"]
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]

@@ -1,7 +1,12 @@
 """Stage `prompts`: the prompt set, each with category, difficulty, seed, timestamp and split.
 
-Sources: the prompts of the replay set (the bundled seed set by default, with its fixed
-held-out split), or a user JSONL file (split assigned here, stratified by category, seeded).
+Sources (`prompts.source`):
+  seed       the prompts of the replay set (the bundled seed set by default, with its fixed split)
+  file       a user JSONL file (split assigned here when missing, stratified by category, seeded)
+  templates  generated from scenario skeletons (data/generator.py), split stratified by category
+  evolve     seed prompts (`prompts.path`, else the replay set) rewritten by the teacher
+             (data/evolve.py); evolved prompts inherit their seed's split
+Rejected prompts (near-duplicates, failed evolutions) go to rejected.jsonl with a reason.
 """
 
 from __future__ import annotations
@@ -73,21 +78,61 @@ def limit_stratified(prompts: list[Prompt], per_split: int) -> list[Prompt]:
 
 
 def run(ctx) -> dict:
-    cfg = ctx.cfg
-    if cfg.prompts.source == "seed":
+    cfg, pc = ctx.cfg, ctx.cfg.prompts
+    rejected, stats = [], {}
+    if pc.source == "seed":
         prompts = from_seed(cfg.teacher.replay_path or bundled_seed_path())
-    else:
-        if not cfg.prompts.path:
+    elif pc.source == "file":
+        if not pc.path:
             raise ValueError("prompts.source=file needs prompts.path")
-        prompts = from_file(cfg.prompts.path, cfg.prompts.heldout_fraction, cfg.run.seed)
-    if cfg.prompts.limit_per_split:
-        prompts = limit_stratified(prompts, cfg.prompts.limit_per_split)
+        prompts = from_file(pc.path, pc.heldout_fraction, cfg.run.seed)
+    elif pc.source == "templates":
+        from hominem.data.generator import generate
+        prompts, rejected, stats = generate(pc, cfg.run.seed)
+        assign_split(prompts, pc.heldout_fraction, cfg.run.seed)
+    elif pc.source == "evolve":
+        prompts, rejected, stats = _evolve(ctx)
+    else:
+        raise ValueError(f"unknown prompts.source {pc.source!r}")
+    if pc.limit_per_split and pc.source != "evolve":  # evolve limits its seeds instead
+        prompts = limit_stratified(prompts, pc.limit_per_split)
     write_jsonl(ctx.out / "prompts.jsonl", (p.to_dict() for p in prompts))
-    cats = defaultdict(int)
+    write_jsonl(ctx.out / "rejected.jsonl", rejected)
+    cats, diffs = defaultdict(int), defaultdict(int)
     for p in prompts:
         cats[p.category] += 1
+        diffs[str(p.difficulty)] += 1
+    reasons = defaultdict(int)
+    for r in rejected:
+        reasons[r["reason"].split(":")[0]] += 1
     return {"prompts": len(prompts), "heldout": sum(p.split == "heldout" for p in prompts),
-            "categories": dict(cats)}
+            "categories": dict(sorted(cats.items())), "difficulties": dict(sorted(diffs.items())),
+            "multi_turn": sum(not isinstance(p.input, str) for p in prompts),
+            "rejected": len(rejected), "rejected_reasons": dict(sorted(reasons.items())),
+            **{k: v for k, v in stats.items() if k not in ("requests", "calls", "cache_hits")},
+            **(_run_metrics(stats) if "calls" in stats else {})}
+
+
+def _run_metrics(stats: dict) -> dict:
+    from hominem.teachers.runner import run_metrics  # lazy: only evolve runs talk to a teacher
+
+    return run_metrics(stats)
+
+
+def _evolve(ctx):
+    from hominem.data.evolve import evolve
+    from hominem.teachers import make_teacher
+    from hominem.teachers.cache import RequestCache
+
+    cfg, pc = ctx.cfg, ctx.cfg.prompts
+    if pc.path:
+        seeds = from_file(pc.path, pc.heldout_fraction, cfg.run.seed)
+    else:
+        seeds = from_seed(cfg.teacher.replay_path or bundled_seed_path())
+    if pc.limit_per_split:
+        seeds = limit_stratified(seeds, pc.limit_per_split)
+    cache = RequestCache(ctx.store.home / "teacher_cache.db")
+    return evolve(seeds, cfg, make_teacher(cfg.teacher), cache, cfg.run.seed)
 
 
 def load(ref) -> list[Prompt]:

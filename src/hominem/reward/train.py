@@ -203,7 +203,8 @@ def run(ctx) -> dict:
                        "truncated_train_examples": trunc_train}
     (ctx.out / "METADATA.json").write_text(json.dumps(meta, indent=1, default=float))
     summary = {"train_examples": len(y_train), "val_examples": len(y_val), "epochs_run": len(history),
-               "first_train_loss": history[0]["first_batch_loss"], "final_train_loss": history[-1]["train_loss"],
+               "first_batch_loss": history[0]["first_batch_loss"], "first_epoch_train_loss": history[0]["train_loss"],
+               "final_train_loss": history[-1]["train_loss"],
                "best_val_loss": best, "truncated_train_examples": trunc_train}
     if heldout:
         summary.update({"heldout_mean_pearson": heldout["mean_pearson"],

@@ -22,6 +22,9 @@ class TeacherRequest:
     max_tokens: int = 512
     json_output: bool = False
     meta: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    # JSON schema the answer must follow, for backends with structured output (others ignore it);
+    # part of the cache key only when set, so requests without one keep their keys
+    json_schema: dict | None = field(default=None, hash=False)
 
     @staticmethod
     def build(messages: list[Message], meta: dict, **kw) -> "TeacherRequest":
@@ -32,8 +35,11 @@ class TeacherRequest:
         return dict(self.meta)
 
     def to_dict(self) -> dict:
-        return {"messages": [list(m) for m in self.messages], "temperature": self.temperature,
-                "max_tokens": self.max_tokens, "json_output": self.json_output, "meta": self.meta_dict()}
+        out = {"messages": [list(m) for m in self.messages], "temperature": self.temperature,
+               "max_tokens": self.max_tokens, "json_output": self.json_output, "meta": self.meta_dict()}
+        if self.json_schema is not None:
+            out["json_schema"] = self.json_schema
+        return out
 
 
 @runtime_checkable
@@ -50,6 +56,8 @@ BACKENDS = {
     "replay": "hominem.teachers.replay:ReplayTeacher",
     "fake": "hominem.teachers.fake:FakeTeacher",
     "openai": "hominem.teachers.openai_http:OpenAITeacher",
+    "anthropic": "hominem.teachers.anthropic_http:AnthropicTeacher",
+    "local": "hominem.teachers.local:LocalTeacher",
 }
 
 

@@ -36,6 +36,17 @@ CUES = {"good": ["option", "evidence", "you know", "which", "sense", "check", "s
         "bad": ["whatever", "stop", "nothing", "certain", "wrong", "not worth"]}
 
 
+_EVOLVE_ADDS = {
+    "constraint": ["I only have ten minutes before I need to decide.", "Whatever I do can't cost more than fifty pounds.",
+                   "I promised someone I wouldn't bring this up with anyone else."],
+    "conflict": ["The catch is that being fully honest here would really hurt someone I care about.",
+                 "Doing what I want here means going against what my family thinks is safe."],
+    "deepen": ["This has been building for years, and I have mixed feelings I haven't admitted to anyone.",
+               "Part of me thinks I'm partly to blame, which makes it harder."],
+    "stakes": ["If this goes wrong, I could lose my job.", "Honestly it's a small thing, but it keeps bugging me."],
+    "concretise": ["To be specific: it happened last Tuesday at about six, in front of three people.",
+                   "It's about 400 pounds and two weekends of my time."],
+}
 _PROCESS_CALLS = [0]  # calls made by every fake teacher in this process (crash_after counts these)
 _PROCESS_LOCK = threading.Lock()
 
@@ -68,14 +79,33 @@ class FakeTeacher:
         if meta.get("task") == "sample":
             return self._sample(meta)
         if meta.get("task") == "rate":
+            if "sample" in meta and request.temperature > 0:  # self-consistency samples differ a little
+                return json.dumps(self._rating(str(meta.get("candidate", "")), meta["sample"]))
             return self._rate(meta)
+        if meta.get("task") == "rate_set":  # shuffled mode: one list answer, in the order shown
+            sample = meta.get("sample") if request.temperature > 0 else None
+            return json.dumps({"ratings": [dict(label=lab, **self._rating(str(text), sample))
+                                           for lab, text in zip(meta["labels"], meta["candidates"])]})
+        if meta.get("task") == "evolve":
+            return self._evolve(meta)
         raise ValueError(f"fake teacher: unknown task {meta.get('task')!r}")
+
+    def _evolve(self, meta: dict) -> str:
+        """Prompt evolution: the original plus one operation-specific sentence, in <prompt> tags; one
+        request in ten comes back unchanged (a failed evolution the parser must reject)."""
+        h = _h(meta.get("prompt_id"), meta.get("operation"), meta.get("round"))
+        text = str(meta.get("text", ""))
+        if h % 10 == 0:
+            return f"<prompt>{text}</prompt>"
+        adds = _EVOLVE_ADDS.get(meta.get("operation"), _EVOLVE_ADDS["deepen"])
+        return f"<prompt>{text} {adds[h % len(adds)]}</prompt>"
 
     def _sample(self, meta: dict) -> str:
         kind = meta.get("steer", "good")
         kind = kind if kind in OPENERS else "ambiguous"
-        h = _h(meta.get("prompt_id"), meta.get("index"))
-        return f"{OPENERS[kind][h % 3]} {MIDDLES[kind][(h // 3) % 3]}"
+        # distinct opener per candidate index, so candidates of one prompt never coincide
+        base, i = _h(meta.get("prompt_id")), int(meta.get("index", 0))
+        return f"{OPENERS[kind][(base + i) % 3]} {MIDDLES[kind][(base // 3 + 2 * i) % 3]}"
 
     def _rate(self, meta: dict) -> str:
         text = str(meta.get("candidate", "")).lower()
@@ -91,3 +121,14 @@ class FakeTeacher:
         overall = int(min(10, max(1, 2 * base + (_h(text) % 2))))
         return json.dumps({"scores": scores, "overall": overall,
                            "rationale": f"{good} supportive cue(s) and {bad} dismissive cue(s) decided the scores."})
+
+    def _rating(self, text: str, sample=None) -> dict:
+        """The rating object _rate answers for this candidate; with a sample index, nudged per sample."""
+        obj = json.loads(self._rate({"candidate": text}))
+        if sample is not None:
+            low = text.lower()
+            for d, v in obj["scores"].items():
+                if v is not None:
+                    obj["scores"][d] = int(min(5, max(1, v + (_h(low, d, "sample", sample) % 3) - 1)))
+            obj["overall"] = int(min(10, max(1, obj["overall"] + (_h(low, "overall", sample) % 3) - 1)))
+        return obj

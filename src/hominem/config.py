@@ -247,8 +247,9 @@ class RewardConfig(Section):
     head_hidden: int = Field(0, description="Hidden width of each dimension head; 0 means a linear head.")
     dropout: float = Field(0.1, description="Dropout before the heads.")
     freeze_backbone: bool = Field(False, description="Train the heads only.")
-    freeze_embeddings: bool = Field(True, description="Keep the backbone's token embeddings frozen (faster; "
-                                    "little effect at seed-set scale).")
+    freeze_embeddings: bool = Field(False, description="Keep the backbone's token embeddings frozen (about a third "
+                                    "faster on MiniLM; measured slightly worse on the seed set: pairwise accuracy "
+                                    "0.76 vs 0.80).")
     epochs: int = Field(4, description="Maximum training epochs.")
     batch_size: int = Field(16, description="Examples (candidates) per optimiser step.")
     lr: float = Field(5e-5, description="Learning rate of the backbone.")

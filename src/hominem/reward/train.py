@@ -104,8 +104,8 @@ def run(ctx) -> dict:
     if rc.freeze_backbone:
         model.backbone.requires_grad_(False)
     elif rc.freeze_embeddings:
-        # the token embedding table is half of a small encoder's weights; freezing it halves the
-        # optimiser's work at almost no cost in quality on a few hundred examples
+        # the token embedding table is half of a small encoder's weights: freezing it saves much of
+        # the optimiser's work, at some cost in quality (see the config field's description)
         model.backbone.get_input_embeddings().requires_grad_(False)
     enc_train, trunc_train = encode(tok, train["inputs"], train["responses"], rc.max_length, chat)
     enc_val, _ = encode(tok, val["inputs"], val["responses"], rc.max_length, chat)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import logging
 import threading
 
 from hominem.dims import load_rubric
@@ -41,6 +42,7 @@ from hominem.dims import load_rubric
 SCORING_VERSION = 1
 DIM_LABELS = tuple(str(i) for i in range(1, 6))
 OVERALL_LABELS = tuple(str(i) for i in range(1, 11))
+log = logging.getLogger("hominem.teachers")
 
 
 def label_probabilities(seqs: dict[str, tuple[int, ...]], step_probs) -> tuple[dict[str, float], float]:
@@ -94,15 +96,17 @@ class _Coalescer:
                     return slot["out"]
                 self.busy = True
                 batch, self.pending = self.pending[:self.max_batch], self.pending[self.max_batch:]
+            outs = [RuntimeError("local teacher: the batch was interrupted")] * len(batch)
             try:
                 outs = self.run_batch([s["item"] for s in batch])
             except Exception as e:  # a failure of the whole batch fails each request in it
                 outs = [e] * len(batch)
-            with self.cv:
-                for s, o in zip(batch, outs):
-                    s["out"], s["done"] = o, True
-                self.busy = False
-                self.cv.notify_all()
+            finally:  # even on KeyboardInterrupt: never leave the others waiting
+                with self.cv:
+                    for s, o in zip(batch, outs):
+                        s["out"], s["done"] = o, True
+                    self.busy = False
+                    self.cv.notify_all()
 
 
 class LocalTeacher:
@@ -259,7 +263,7 @@ class LocalTeacher:
         jobs.sort(key=lambda j: len(j[1]))  # similar lengths share a batch: less padding
         # at most batch_size scoring rows per pass (at least one request): each row holds its own copy
         # of its request's prefix KV cache, so rows, not requests, bound the memory
-        per_pass = max(1, self.batch_size // max(1, len(jobs[0][2]) if jobs else 1))
+        per_pass = max(1, self.batch_size // (len(jobs[0][2]) if jobs else 1))
         for k in range(0, len(jobs), per_pass):
             chunk = jobs[k:k + per_pass]
             probs = self._suffix_probs([j[1] for j in chunk], [[r[2] for r in j[2]] for j in chunk])
@@ -286,7 +290,11 @@ class LocalTeacher:
         for (temp, max_new), idxs in sorted(groups.items()):
             for k in range(0, len(idxs), self.batch_size):
                 chunk = idxs[k:k + self.batch_size]
-                seqs = [self._fit(self._render(requests[i].messages), room=max_new)[0] for i in chunk]
+                fitted = [self._fit(self._render(requests[i].messages), room=max_new) for i in chunk]
+                if any(cut for _, cut in fitted):
+                    log.warning("local teacher: %d prompt(s) cut in the middle to fit %d tokens",
+                                sum(cut for _, cut in fitted), self.max_length - max_new)
+                seqs = [ids for ids, _ in fitted]
                 ids, mask = self._pad_left(seqs)
                 kw = {"do_sample": True, "temperature": temp, "top_k": 0} if temp > 0 else {"do_sample": False}
                 seed = int(hashlib.sha256(json.dumps([requests[i].to_dict() for i in chunk], sort_keys=True,

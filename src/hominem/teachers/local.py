@@ -9,9 +9,9 @@ message), and the next-token distribution over the score labels "1".."5" is read
 scalar is read the same way over "1".."10". Reading rule (format):
   - P(label) = product of the next-token probabilities along the label's token sequence (teacher
     forcing); a label whose sequence is a proper prefix of another's keeps only the mass that does
-    not continue into it. With digit-split tokenizers (SmolLM2, Llama 3, the tiny test model)
-    "10" is the tokens "1","0": P(10) = P("1")·P("0"|"1") and P(1) = P("1")·(1 - P("0"|"1")),
-    which costs one extra forward row per rating.
+    not continue into it. With tokenizers that split digits (SmolLM2, the tiny test model) "10"
+    is the tokens "1","0": P(10) = P("1")·P("0"|"1") and P(1) = P("1")·(1 - P("0"|"1")), which
+    costs one extra scoring row per rating; where "10" is one token no extra row is needed.
   - `mass` = the summed label probability before renormalising (how much the model put on score
     tokens at all); `dist` = the renormalised distribution over the labels.
   - reduce "expected" (default): the score is the expected value, rounded half up to an integer
@@ -21,11 +21,18 @@ scalar is read the same way over "1".."10". Reading rule (format):
     signal, so every dimension gets a score.
 The raw text is one JSON object in the shape the rating parser accepts ({"scores", "overall",
 "rationale"}) plus "token_probs" and "method"; the rationale is a templated note that says the
-scores came from token probabilities. Ratings are deterministic (no sampling).
+scores came from token probabilities. Ratings are deterministic (no sampling). A "rate_set"
+request (ratings.mode: shuffled) is refused with a clear error: this reading rates one reply at a
+time by construction.
+
+Speed: the conversation comes first in every scoring prompt of a rating and the rubric line last,
+so the shared prefix runs once and only the short suffixes (9 rows: 7 dimensions, the overall and
+its "10" step) run on copies of its KV cache; logits are kept for the last position only.
 
 Batching: `complete_batch(requests)` answers many requests at once; `complete(request)` may be
 called from many threads (the threaded runner) and coalesces concurrent calls into batches of up
-to `teacher.local_batch_size` requests. The model is loaded on first use, so a fully cached run
+to `teacher.local_batch_size` requests; a rating pass holds at most that many scoring rows (at
+least one rating), which bounds memory. The model is loaded on first use, so a fully cached run
 never loads it.
 """
 

@@ -72,7 +72,7 @@ def cmd_artifacts(args) -> int:
     if args.action in ("ls", "search"):
         recs = reg.search(kind=args.kind, tag=args.tag, since=args.since, until=args.until, metric=args.metric)
         if args.json:
-            print(json.dumps([_public(r.to_dict()) for r in recs], indent=1))
+            print(json.dumps([r.to_dict() for r in recs], indent=1))
         else:
             for r in recs:
                 tags = f"  [{', '.join(r.tags)}]" if r.tags else ""
@@ -84,7 +84,7 @@ def cmd_artifacts(args) -> int:
     if args.action == "show":
         rec = reg.get(artifact_id)
         ref = store.open(artifact_id)  # verifies every file against its hash
-        out = _public(rec.to_dict()) | {"path": ref.path, "files": store.objects.manifest(artifact_id)["files"]}
+        out = rec.to_dict() | {"path": ref.path, "files": store.objects.manifest(artifact_id)["files"]}
         print(json.dumps(out, indent=1) if args.json else _show_text(out))
     elif args.action == "tag":
         if not args.tag_value:
@@ -93,10 +93,6 @@ def cmd_artifacts(args) -> int:
         print(json.dumps({"id": artifact_id, "tag": args.tag_value}) if args.json
               else f"tagged {artifact_id[:12]} {args.tag_value}")
     return 0
-
-
-def _public(d: dict) -> dict:
-    return d
 
 
 def _show_text(d: dict) -> str:

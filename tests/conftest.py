@@ -24,3 +24,19 @@ def smoke_config():
     def make(*overrides):
         return load_config(SMOKE, list(overrides))
     return make
+
+
+def run_until(cfg, until="dataset"):
+    """Run the pipeline up to a stage in the test's store; returns (store, artifacts by stage)."""
+    from hominem.pipeline import run_pipeline
+    from hominem.store import open_store
+
+    store = open_store(cfg.store)
+    refs, _ = run_pipeline(cfg, store, until)
+    return store, refs
+
+
+def read_artifact_jsonl(ref, name):
+    from hominem.data.dataset import read_jsonl
+
+    return read_jsonl(Path(ref.path) / name)

@@ -13,6 +13,7 @@ import importlib
 import shutil
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import hominem
@@ -64,6 +65,7 @@ class StageContext:
     work: Path  # scratch that survives a killed run (checkpoints); removed after commit
 
 
+@lru_cache(maxsize=1)
 def code_version() -> str:
     """Package version plus a hash of the package's source, so edited code never reuses stale artifacts."""
     h = hashlib.sha256()

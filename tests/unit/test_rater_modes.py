@@ -1,7 +1,6 @@
 """Rating modes (independent, shuffled), self-consistency samples, structured output and reparse (issue 4)."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -12,20 +11,9 @@ from hominem.dims import DIMENSIONS, load_rubric
 from hominem.teachers.cache import request_key
 from hominem.teachers.fake import FakeTeacher
 from hominem.teachers.templates import rating_list_schema, rating_schema
-from tests.conftest import SMOKE
+from tests.conftest import SMOKE, read_artifact_jsonl, run_until
 
 
-def _run(cfg, until="dataset"):
-    from hominem.pipeline import run_pipeline
-    from hominem.store import open_store
-
-    store = open_store(cfg.store)
-    refs, _ = run_pipeline(cfg, store, until)
-    return store, refs
-
-
-def _read(ref, name):
-    return [json.loads(line) for line in (Path(ref.path) / name).read_text().splitlines() if line.strip()]
 
 
 def _fake_rating(text):
@@ -41,10 +29,10 @@ def test_shown_order_is_seeded_and_a_permutation():
 
 
 def test_independent_mode_one_request_per_candidate_with_schema(smoke_config):
-    store, refs = _run(smoke_config(), "ratings")
-    cands = _read(refs["candidates"], "candidates.jsonl")
-    responses = _read(refs["ratings"], "responses.jsonl")
-    rows = _read(refs["ratings"], "ratings.jsonl")
+    store, refs = run_until(smoke_config(), "ratings")
+    cands = read_artifact_jsonl(refs["candidates"], "candidates.jsonl")
+    responses = read_artifact_jsonl(refs["ratings"], "responses.jsonl")
+    rows = read_artifact_jsonl(refs["ratings"], "ratings.jsonl")
     assert len(responses) == len(rows) == len(cands)
     text = {(c["prompt_id"], c["index"]): c["text"] for c in cands}
     for r in rows:
@@ -63,22 +51,22 @@ def test_independent_mode_one_request_per_candidate_with_schema(smoke_config):
 
 def test_shuffled_mode_maps_labels_back_to_candidates(smoke_config):
     cfg = smoke_config("ratings.mode=shuffled")
-    store, refs = _run(cfg)
-    cands = _read(refs["candidates"], "candidates.jsonl")
+    store, refs = run_until(cfg)
+    cands = read_artifact_jsonl(refs["candidates"], "candidates.jsonl")
     text = {(c["prompt_id"], c["index"]): c["text"] for c in cands}
-    responses = _read(refs["ratings"], "responses.jsonl")
+    responses = read_artifact_jsonl(refs["ratings"], "responses.jsonl")
     assert len(responses) == len({c["prompt_id"] for c in cands})  # one request per prompt
     assert any(r["order"] != sorted(r["order"]) for r in responses)  # the order shown really is shuffled
     for r in responses:
         assert r["labels"] == ["A", "B", "C", "D"][:len(r["order"])]
         assert r["order"] == rater.shown_order(0, r["prompt_id"], 0, r["order"])
-    for row in _read(refs["ratings"], "ratings.jsonl"):
+    for row in read_artifact_jsonl(refs["ratings"], "ratings.jsonl"):
         (s,) = row["samples"]
         resp = responses[s["response"]]
         assert resp["order"][s["position"]] == row["index"] and resp["labels"][s["position"]] == s["label"]
         scores, overall = _fake_rating(text[(row["prompt_id"], row["index"])])
         assert s["dims"] == scores and s["scalar"] == overall  # each rating landed on its own candidate
-    ds = _read(refs["dataset"], "dataset.jsonl")
+    ds = read_artifact_jsonl(refs["dataset"], "dataset.jsonl")
     assert all(r["metadata"]["rating_mode"] == "shuffled" and len(r["metadata"]["rating_positions"]) ==
                len(r["candidate_outputs"]) for r in ds)
     # the request carries the list schema with exactly the labels shown
@@ -90,9 +78,9 @@ def test_shuffled_mode_maps_labels_back_to_candidates(smoke_config):
 
 def test_self_consistency_keeps_every_sample_and_uses_the_rounded_mean(smoke_config):
     cfg = smoke_config("ratings.n_samples=3", "ratings.temperature=0.8")
-    store, refs = _run(cfg)
-    responses = _read(refs["ratings"], "responses.jsonl")
-    rows = _read(refs["ratings"], "ratings.jsonl")
+    store, refs = run_until(cfg)
+    responses = read_artifact_jsonl(refs["ratings"], "responses.jsonl")
+    rows = read_artifact_jsonl(refs["ratings"], "ratings.jsonl")
     assert len(responses) == 3 * len(rows) and all(len(r["samples"]) == 3 for r in rows)
     prompts = {p.id: p for p in rater.prompts_stage.load(refs["prompts"])}
     reqs, _ = rater.build_requests(cfg, prompts, rater.sampler.load(refs["candidates"]), load_rubric())
@@ -100,7 +88,7 @@ def test_self_consistency_keeps_every_sample_and_uses_the_rounded_mean(smoke_con
     assert len({request_key("fake:fake-v1", q) for q in reqs}) == len(reqs)  # the cache keeps samples apart
     assert any(len({json.dumps(s["dims"], sort_keys=True) for s in r["samples"]}) > 1 for r in rows)
     by_key = {(r["prompt_id"], r["index"]): r["samples"] for r in rows}
-    ds = _read(refs["dataset"], "dataset.jsonl")
+    ds = read_artifact_jsonl(refs["dataset"], "dataset.jsonl")
     spread_seen = False
     for rec in ds:
         m = rec["metadata"]
@@ -124,9 +112,9 @@ def test_self_consistency_keeps_every_sample_and_uses_the_rounded_mean(smoke_con
 
 
 def test_shuffled_with_samples_reshuffles_per_sample(smoke_config):
-    store, refs = _run(smoke_config("ratings.mode=shuffled", "ratings.n_samples=2", "ratings.temperature=0.5"),
+    store, refs = run_until(smoke_config("ratings.mode=shuffled", "ratings.n_samples=2", "ratings.temperature=0.5"),
                        "ratings")
-    responses = _read(refs["ratings"], "responses.jsonl")
+    responses = read_artifact_jsonl(refs["ratings"], "responses.jsonl")
     by_prompt = {}
     for r in responses:
         by_prompt.setdefault(r["prompt_id"], []).append(r["order"])
@@ -178,7 +166,7 @@ def test_reparse_by_config_and_by_ref_makes_no_teacher_call(smoke_config, tmp_pa
 
     log = tmp_path / "calls.log"
     over = ["ratings.mode=shuffled", f"teacher.fake_call_log={log}"]
-    store, refs = _run(smoke_config(*over), "ratings")
+    store, refs = run_until(smoke_config(*over), "ratings")
     calls_before = log.read_text().count("\n")
     assert calls_before > 0
     calls = _forbid_teacher(monkeypatch)
@@ -190,8 +178,8 @@ def test_reparse_by_config_and_by_ref_makes_no_teacher_call(smoke_config, tmp_pa
     assert len(new) == 1 and new[0].parents == {"ratings": refs["ratings"].id}
     assert new[0].metrics["changed_samples"] == 0 and new[0].metrics["parser_version"] == 2
     new_ref = store.open(new[0].id)
-    assert _read(new_ref, "ratings.jsonl") == _read(refs["ratings"], "ratings.jsonl")
-    assert _read(new_ref, "responses.jsonl") == _read(refs["ratings"], "responses.jsonl")
+    assert read_artifact_jsonl(new_ref, "ratings.jsonl") == read_artifact_jsonl(refs["ratings"], "ratings.jsonl")
+    assert read_artifact_jsonl(new_ref, "responses.jsonl") == read_artifact_jsonl(refs["ratings"], "responses.jsonl")
     assert main(["reparse", refs["ratings"].id[:12]]) == 0  # by ref: the same artifact again
     assert "already existed" in capsys.readouterr().out
     assert calls == [] and len(store.registry.search(kind="ratings")) == 2
@@ -239,4 +227,4 @@ def _other_kind(store):
 def test_a_teacher_that_cannot_serve_the_mode_fails_the_stage_with_the_reason(smoke_config):
     # the replay teacher only serves recorded per-candidate ratings, not shuffled list requests
     with pytest.raises(RuntimeError, match=r"all 24 rating requests failed .*unknown task 'rate_set'"):
-        _run(smoke_config("teacher.backend=replay", "ratings.mode=shuffled"), "ratings")
+        run_until(smoke_config("teacher.backend=replay", "ratings.mode=shuffled"), "ratings")

@@ -13,6 +13,7 @@ from hominem.dims import DIMENSIONS
 from hominem.pipeline import StageContext
 from hominem.teachers.fake import FakeTeacher
 from hominem.types import ArtifactRef
+from tests.conftest import read_artifact_jsonl, run_until
 
 OK = "Warm, specific and honest about the uncertainty."
 
@@ -115,17 +116,6 @@ def test_duplicate_texts_normalise_whitespace_and_keep_the_first():
 
 # ---- the dataset stage ----
 
-def _run(cfg, until="dataset"):
-    from hominem.pipeline import run_pipeline
-    from hominem.store import open_store
-
-    store = open_store(cfg.store)
-    refs, _ = run_pipeline(cfg, store, until)
-    return store, refs
-
-
-def _read(ref, name):
-    return [json.loads(line) for line in (Path(ref.path) / name).read_text().splitlines() if line.strip()]
 
 
 INJECT = {  # (prompt, index) -> what the teacher answers instead of its rating
@@ -163,10 +153,10 @@ def test_every_candidate_is_either_in_the_dataset_or_quarantined(smoke_config, i
     assert main(["rate", str(Path(__file__).parents[2] / "configs" / "smoke.yaml"),
                  "ratings.max_quarantine_fraction=0.5"]) == 0
     cfg = smoke_config("ratings.max_quarantine_fraction=0.5")
-    store, refs = _run(cfg)
-    cands = {(c["prompt_id"], c["index"]) for c in _read(refs["candidates"], "candidates.jsonl")}
-    q = _read(refs["dataset"], "quarantine.jsonl")
-    ds = _read(refs["dataset"], "dataset.jsonl")
+    store, refs = run_until(cfg)
+    cands = {(c["prompt_id"], c["index"]) for c in read_artifact_jsonl(refs["candidates"], "candidates.jsonl")}
+    q = read_artifact_jsonl(refs["dataset"], "quarantine.jsonl")
+    ds = read_artifact_jsonl(refs["dataset"], "dataset.jsonl")
     kept = {(r["metadata"]["prompt_id"], i) for r in ds for i in range(len(r["candidate_outputs"]))}
     out = {(e["prompt_id"], e["index"]) for e in q if e["scope"] == "candidate"}
     assert kept.isdisjoint(out) and kept | out == cands  # nothing dropped, nothing kept silently
@@ -188,13 +178,13 @@ def test_every_candidate_is_either_in_the_dataset_or_quarantined(smoke_config, i
 
 def test_too_much_quarantine_fails_the_stage_with_reasons(smoke_config, injecting):
     with pytest.raises(RuntimeError, match=r"8 of 96 candidates quarantined .*'range': 1"):
-        _run(smoke_config("ratings.max_quarantine_fraction=0.05"))
+        run_until(smoke_config("ratings.max_quarantine_fraction=0.05"))
 
 
 def test_skipped_consistency_check_lets_the_rating_through(smoke_config, injecting):
-    store, refs = _run(smoke_config("ratings.max_quarantine_fraction=0.5",
+    store, refs = run_until(smoke_config("ratings.max_quarantine_fraction=0.5",
                                     "ratings.skip_checks=[rationale_says_dishonest]"))
-    q = _read(refs["dataset"], "quarantine.jsonl")
+    q = read_artifact_jsonl(refs["dataset"], "quarantine.jsonl")
     assert not any("rationale_says_dishonest" in e["checks"] for e in q)
 
 
@@ -218,8 +208,8 @@ def _sample(k, **dims):
 
 def test_duplicate_rows_unknown_and_missing_candidates(smoke_config, tmp_path):
     cfg = smoke_config("ratings.max_quarantine_fraction=1.0")
-    store, refs = _run(cfg, "candidates")
-    cands = _read(refs["candidates"], "candidates.jsonl")
+    store, refs = run_until(cfg, "candidates")
+    cands = read_artifact_jsonl(refs["candidates"], "candidates.jsonl")
     pid = cands[0]["prompt_id"]
     mine = [c for c in cands if c["prompt_id"] == pid]
 
@@ -244,8 +234,8 @@ def test_duplicate_candidate_text_keeps_the_first(smoke_config, tmp_path):
     from hominem.store import open_store
 
     cfg = smoke_config("ratings.max_quarantine_fraction=1.0")
-    store, refs = _run(cfg, "candidates")
-    cands = _read(refs["candidates"], "candidates.jsonl")
+    store, refs = run_until(cfg, "candidates")
+    cands = read_artifact_jsonl(refs["candidates"], "candidates.jsonl")
     pid = cands[0]["prompt_id"]
     cands = [c for c in cands if c["prompt_id"] == pid]
     cands[2]["text"] = "  " + cands[0]["text"].replace(" ", "  ") + " "
@@ -263,8 +253,8 @@ def test_duplicate_candidate_text_keeps_the_first(smoke_config, tmp_path):
 def test_partial_samples_enter_with_min_valid_samples_and_the_bad_one_is_quarantined(smoke_config, tmp_path):
     cfg = smoke_config("ratings.n_samples=3", "ratings.temperature=0.7", "ratings.min_valid_samples=2",
                        "ratings.max_quarantine_fraction=1.0")
-    store, refs = _run(cfg, "candidates")
-    cands = [c for c in _read(refs["candidates"], "candidates.jsonl")]
+    store, refs = run_until(cfg, "candidates")
+    cands = [c for c in read_artifact_jsonl(refs["candidates"], "candidates.jsonl")]
     pid = cands[0]["prompt_id"]
     rows = [{"prompt_id": pid, "index": c["index"], "mode": "independent", "parser_version": 2,
              "samples": [_sample(0, empathy=2), _sample(1, empathy=3), _sample(2, empathy=9)]}

@@ -70,8 +70,9 @@ def run(ctx) -> dict:
                                         margin=m).to_dict())
     write_jsonl(ctx.out / "pairs.jsonl", pairs)
     teacher_agrees = 0
+    by_id = {r["metadata"]["prompt_id"]: r for r in records}
     for p in pairs:  # how often the reward model's preference matches the teacher's scalar
-        rec = next(r for r in records if r["metadata"]["prompt_id"] == p["prompt_id"])
+        rec = by_id[p["prompt_id"]]
         s = dict(zip(rec["candidate_outputs"], rec["scalar_rewards"]))
         teacher_agrees += s[p["chosen"]] > s[p["rejected"]]
     return {"pairs": len(pairs), "prompts": len(records),

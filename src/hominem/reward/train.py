@@ -193,12 +193,13 @@ def run(ctx) -> dict:
     # 5. held-out metrics in label units
     scorer = RewardScorer(model, tok, meta)
     held = flatten(held_recs, dims)
-    heldout = evaluate_scores(scorer.score(held["inputs"], held["responses"]), held, dims) if held_recs else {}
+    scores = scorer.score(held["inputs"], held["responses"]) if held_recs else None
+    heldout = evaluate_scores(scores, held, dims) if held_recs else {}
     by_cat = {}
-    for cat in sorted(set(held["categories"])):
-        sub = [r for r in held_recs if r["metadata"]["category"] == cat]
-        f = flatten(sub, dims)
-        by_cat[cat] = evaluate_scores(scorer.score(f["inputs"], f["responses"]), f, dims)
+    for cat in sorted(set(held["categories"])):  # the same scores, sliced by category (no re-scoring)
+        idx = np.array([i for i, c in enumerate(held["categories"]) if c == cat])
+        sub = {k: (v[idx] if isinstance(v, np.ndarray) else [v[i] for i in idx]) for k, v in held.items()}
+        by_cat[cat] = evaluate_scores({"dims": scores["dims"][idx], "scalar": scores["scalar"][idx]}, sub, dims)
     meta["metrics"] = {"heldout": heldout, "by_category": by_cat, "history": history,
                        "truncated_train_examples": trunc_train}
     (ctx.out / "METADATA.json").write_text(json.dumps(meta, indent=1, default=float))

@@ -39,10 +39,9 @@ def _key_facts(tree: dict) -> list[str]:
     teacher = cfg.get("teacher")
     if isinstance(teacher, dict):
         facts.append(f"teacher backend={teacher.get('backend')} model={teacher.get('model')}")
-    for k in ("backbone", "model"):
-        v = (cfg.get("reward") or {}).get(k) if k == "backbone" else (cfg.get("policy") or {}).get(k)
-        if v:
-            facts.append(f"{k} {v}")
+    backbone = (cfg.get("reward") or {}).get("backbone")
+    model = (cfg.get("policy") or {}).get("model")
+    facts += [f"backbone {backbone}"] * bool(backbone) + [f"model {model}"] * bool(model)
     m = tree.get("metrics") or {}
     shown = {k: v for k, v in m.items() if isinstance(v, (int, float))}
     if shown:

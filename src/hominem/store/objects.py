@@ -95,7 +95,7 @@ class ObjectStore:
             try:
                 os.rename(tmp, final)  # atomic on one filesystem
             except OSError:
-                shutil.rmtree(tmp, ignore_errors=True, onerror=_force_remove)
+                shutil.rmtree(tmp, ignore_errors=True)
                 if not self.exists(artifact_id):
                     raise
         else:
@@ -153,7 +153,3 @@ def _make_read_only(root: Path) -> None:
         if p.is_file():
             p.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
 
-
-def _force_remove(func, path, _exc):
-    os.chmod(path, stat.S_IWUSR | stat.S_IRUSR | stat.S_IXUSR)
-    func(path)

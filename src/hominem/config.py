@@ -241,23 +241,62 @@ class RatingsConfig(Section):
 class RewardConfig(Section):
     backbone: str = Field(
         "bundled:all-minilm-l6-v2", description="Backbone: bundled:<name>, tiny:encoder, tiny:decoder, a local "
-        "path or a hub id.")
-    pooling: Literal["mean", "last"] = Field("mean", description="mean for encoders, last (last token) for decoders.")
-    max_length: int = Field(256, description="Token limit of the input+response text (truncation is counted).")
+        "path or a hub id. Encoders (BERT-like) and decoder LMs both work.")
+    pooling: Literal["auto", "mean", "last"] = Field(
+        "auto", description="How token states become one vector: mean (encoders), last real token (decoders), or "
+        "auto (last for decoder LMs, mean otherwise).")
+    chat_template: bool = Field(
+        True, description="Render (input, response) with the tokenizer's chat template where it has one (the "
+        "response as the assistant turn); otherwise the pair is encoded as a sentence pair.")
+    max_length: int = Field(256, description="Token limit of the input+response text. Truncation is counted and "
+                            "reported in the metrics (chat-templated text is cut from the left, so the response end "
+                            "that last-token pooling reads survives).")
+    lora_r: int = Field(0, description="Rank of LoRA matrices on the backbone's linear layers; 0 trains the "
+                        "backbone's own weights (see freeze_backbone). LoRA is merged into the saved weights.")
+    lora_alpha: int = Field(16, description="LoRA scaling numerator (scale = lora_alpha / lora_r).")
+    lora_dropout: float = Field(0.0, description="Dropout on the backbone LoRA input.")
     head_hidden: int = Field(0, description="Hidden width of each dimension head; 0 means a linear head.")
-    dropout: float = Field(0.1, description="Dropout before the heads.")
+    dropout: float = Field(0.1, description="Dropout on the pooled vector before the heads (also the MC-dropout "
+                           "rate when uncertainty is mc_dropout).")
     freeze_backbone: bool = Field(False, description="Train the heads only.")
     freeze_embeddings: bool = Field(False, description="Keep the backbone's token embeddings frozen (about a third "
                                     "faster on MiniLM; measured slightly worse on the seed set: pairwise accuracy "
                                     "0.76 vs 0.80).")
+    objective: Literal["regression", "ordinal"] = Field(
+        "regression", description="Per-dimension loss: regression (MSE on standardised labels) or ordinal "
+        "(cumulative-link logits over the integer levels seen in training; predictions are expected levels).")
+    scalar: Literal["learned", "weighted"] = Field(
+        "learned", description="The model's reward: the learned scalar head (trained on the teacher's scalar) or "
+        "the weighted mean of the dimension predictions with dim_weights. Both are always reported. A dataset "
+        "without scalar labels falls back to weighted.")
+    dim_weights: dict[str, float] = Field(
+        default_factory=dict, description="Per-dimension weights of the weighted scalar; dimensions not listed "
+        "take the rubric's default weight (1.0 for dimensions outside the rubric).")
+    scalar_loss_weight: float = Field(1.0, description="Weight of the scalar head's loss next to the dimension losses.")
+    bt_weight: float = Field(0.0, description="Weight of a pairwise Bradley-Terry loss on the scalar head over each "
+                             "candidate set's pairs with different teacher scalars (0 disables it).")
+    rationale_weight: float = Field(0.0, description="Weight of the rationale auxiliary loss: an extra head predicts "
+                                    "the rationale's sentence embedding (cosine loss); 0 disables it.")
+    rationale_encoder: str = Field("bundled:all-minilm-l6-v2", description="Frozen sentence encoder that embeds "
+                                   "rationales for the auxiliary loss (mean pooled, unit length).")
+    uncertainty: Literal["ensemble", "mc_dropout", "none"] = Field(
+        "ensemble", description="Per-dimension uncertainty: ensemble (ensemble_size bootstrap-weighted heads per "
+        "dimension on the shared backbone; std across them), mc_dropout (std over mc_samples dropout masks on the "
+        "heads, seeded per text so scores stay deterministic) or none.")
+    ensemble_size: int = Field(5, description="Heads per dimension when uncertainty is ensemble.")
+    mc_samples: int = Field(16, description="Dropout samples when uncertainty is mc_dropout.")
+    calibration: Literal["isotonic", "none"] = Field(
+        "isotonic", description="Recalibrate each dimension with an isotonic map fitted on the validation split "
+        "(stored in METADATA.json, applied at scoring). The uncertainty scale is fitted there too.")
     epochs: int = Field(4, description="Maximum training epochs.")
-    batch_size: int = Field(16, description="Examples (candidates) per optimiser step.")
-    lr: float = Field(5e-5, description="Learning rate of the backbone.")
+    batch_size: int = Field(16, description="Examples (candidates) per optimiser step; whole candidate sets are "
+                            "kept together so the Bradley-Terry term sees pairs.")
+    lr: float = Field(5e-5, description="Learning rate of the backbone (or its LoRA matrices).")
     head_lr: float = Field(1e-3, description="Learning rate of the heads.")
     weight_decay: float = Field(0.01, description="AdamW weight decay.")
     patience: int = Field(2, description="Early stopping: epochs without validation-loss improvement.")
-    val_fraction: float = Field(0.15, description="Share of training prompts used for validation (by prompt).")
-    scalar_loss_weight: float = Field(1.0, description="Weight of the scalar head's loss next to the dimension losses.")
+    val_fraction: float = Field(0.15, description="Share of training prompts used for validation (by prompt); "
+                                "early stopping, isotonic calibration and the uncertainty scale use it.")
 
 
 class LoraConfig(Section):

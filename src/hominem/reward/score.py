@@ -1,12 +1,19 @@
-"""Loading a trained reward model artifact and scoring (input, response) pairs.
+"""Loading a trained reward model and scoring (input, response) pairs: the Python API.
+
+    from hominem.reward.score import load_scorer
+    scorer = load_scorer("reward:latest-id-or-path")
+    res = scorer.score(["How do I ...?"], ["You could ..."])
+    res["dims"], res["uncertainty"], res["scalar"], res["weighted"], res["truncated"]
 
 Scoring is batched with length bucketing (similar lengths share a batch, so little padding) and
-deterministic: masked pooling makes a text's score independent of its batch and padding.
+deterministic: masked pooling and explicit position ids make a text's score independent of its
+batch and of the padding side, and MC-dropout masks are seeded by the text's token ids.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +23,28 @@ from hominem.reward.model import RewardModel, collate, encode
 from hominem.types import ChatInput
 
 
+def build_model(backbone, meta: dict, rationale_dim: int = 0) -> RewardModel:
+    """A RewardModel shaped as METADATA.json describes (weights untrained until loaded)."""
+    dims, norm = meta["dims"], meta["normalisation"]
+    return RewardModel(
+        backbone, dims, meta["pooling"], meta["head_hidden"], dropout=meta.get("dropout", 0.0),
+        members=meta.get("members", 1), objective=meta.get("objective", "regression"),
+        label_mean=[norm[d]["mean"] for d in dims], label_std=[norm[d]["std"] for d in dims],
+        level_min=[meta["levels"][d][0] for d in dims] if meta.get("levels") else None,
+        n_levels=[meta["levels"][d][1] - meta["levels"][d][0] + 1 for d in dims] if meta.get("levels") else None,
+        scalar_mean=norm["__scalar__"]["mean"], scalar_std=norm["__scalar__"]["std"], rationale_dim=rationale_dim)
+
+
 class RewardScorer:
+    """A frozen reward model plus its METADATA (normalisation, calibration, weights)."""
+
     def __init__(self, model: RewardModel, tokenizer, meta: dict):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.meta = meta
-        self.dims = meta["dims"]
-        self.mean = np.array([meta["normalisation"][d]["mean"] for d in self.dims])
-        self.std = np.array([meta["normalisation"][d]["std"] for d in self.dims])
-        self.scalar_mean = meta["normalisation"]["__scalar__"]["mean"]
-        self.scalar_std = meta["normalisation"]["__scalar__"]["std"]
+        self.dims = list(meta["dims"])
+        weights = meta.get("dim_weights") or {}
+        self.weights = np.array([float(weights.get(d, 1.0)) for d in self.dims])
 
     @classmethod
     def load(cls, path: str | Path) -> "RewardScorer":
@@ -33,28 +52,87 @@ class RewardScorer:
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         path = Path(path)
-        meta = json.loads((path / "METADATA.json").read_text())
+        meta_path = path / "METADATA.json"
+        if not meta_path.exists():
+            raise FileNotFoundError(f"{path}: not a reward model artifact (no METADATA.json)")
+        meta = json.loads(meta_path.read_text())
         tok = AutoTokenizer.from_pretrained(path / "backbone")
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
         backbone = AutoModel.from_config(AutoConfig.from_pretrained(path / "backbone"))
-        model = RewardModel(backbone, meta["dims"], meta["pooling"], meta["head_hidden"], dropout=0.0)
+        model = build_model(backbone, meta)
         model.load_state_dict(load_file(path / "model.safetensors"))
         return cls(model, tok, meta)
 
     @torch.no_grad()
-    def score(self, inputs: list[ChatInput], responses: list[str], batch_size: int = 32) -> dict:
-        """-> {"dims": [N, D] in label units, "scalar": [N], "truncated": int}."""
-        enc, truncated = encode(self.tokenizer, inputs, responses, self.meta["max_length"],
-                                self.meta["chat_template"])
+    def score(self, inputs: list[ChatInput], responses: list[str], batch_size: int = 32,
+              padding_side: str = "right", calibrated: bool = True) -> dict:
+        """Score N (input, response) pairs -> dict of numpy arrays:
+        dims [N, D] label units (isotonic-recalibrated when the model has calibration and calibrated),
+        uncertainty [N, D] std in label units (zeros without an uncertainty method),
+        scalar [N] the model's reward, learned [N] the scalar head, scalar_uncertainty [N],
+        weighted [N] the weighted mean of dims, truncated [N] bool (text cut to max_length)."""
+        if len(inputs) != len(responses):
+            raise ValueError(f"score: {len(inputs)} inputs but {len(responses)} responses")
+        meta = self.meta
+        enc, truncated = encode(self.tokenizer, inputs, responses, meta["max_length"], meta["chat_template"])
         ids = enc["input_ids"]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # length bucketing
-        dims = np.zeros((len(ids), len(self.dims)))
-        scalar = np.zeros(len(ids))
-        for s in range(0, len(order), batch_size):
-            chunk = order[s:s + batch_size]
-            batch = collate(self.tokenizer, [ids[i] for i in chunk])
-            d, sc = self.model(**batch)
-            dims[chunk] = d.double().numpy() * self.std + self.mean
-            scalar[chunk] = sc.double().numpy() * self.scalar_std + self.scalar_mean
-        return {"dims": dims, "scalar": scalar, "truncated": truncated}
+        n, D = len(ids), len(self.dims)
+        dims, unc = np.zeros((n, D)), np.zeros((n, D))
+        learned, learned_unc = np.zeros(n), np.zeros(n)
+        order = sorted(range(n), key=lambda i: len(ids[i]))  # length bucketing
+        method = meta.get("uncertainty", "none")
+        for s in range(0, n, batch_size):
+            rows = order[s:s + batch_size]
+            batch = collate(self.tokenizer, enc, rows, padding_side)
+            h = self.model.pooled(**batch)  # [B, H]
+            if method == "mc_dropout":
+                h = h.unsqueeze(1) * self._mc_masks([ids[i] for i in rows], h.shape[-1])  # [B, S, H]
+                out = self.model.heads(h)  # dims [B, S, 1, D], scalar [B, S, 1]
+                d_samples, s_samples = out["dims"].squeeze(2), out["scalar"].squeeze(2)
+            else:
+                out = self.model.heads(h)  # dims [B, K, D], scalar [B, K]
+                d_samples, s_samples = out["dims"], out["scalar"]
+            dims[rows] = d_samples.double().mean(1).numpy()
+            learned[rows] = s_samples.double().mean(1).numpy()
+            if d_samples.shape[1] > 1:
+                unc[rows] = d_samples.double().std(1, correction=0).numpy()
+                learned_unc[rows] = s_samples.double().std(1, correction=0).numpy()
+        scale = meta.get("uncertainty_scale") or {}
+        unc *= np.array([scale.get(d, 1.0) for d in self.dims])
+        learned_unc *= scale.get("__scalar__", 1.0)
+        if calibrated and meta.get("calibration"):
+            from hominem.reward.calibration import isotonic_apply
+            for j, d in enumerate(self.dims):
+                if d in meta["calibration"]:
+                    dims[:, j] = isotonic_apply(meta["calibration"][d], dims[:, j])
+        weighted = dims @ self.weights / max(self.weights.sum(), 1e-12)
+        scalar = weighted if meta.get("scalar", "learned") == "weighted" else learned
+        return {"dims": dims, "uncertainty": unc, "scalar": scalar, "learned": learned,
+                "scalar_uncertainty": learned_unc, "weighted": weighted, "truncated": truncated}
+
+    def _mc_masks(self, rows: list[list[int]], hidden: int) -> torch.Tensor:
+        """[B, S, H] inverted-dropout masks, each text's drawn from a generator seeded by its token
+        ids, so the text gets the same uncertainty in any batch."""
+        p, samples = self.meta.get("dropout", 0.1), self.meta.get("mc_samples", 16)
+        out = []
+        for ids in rows:
+            g = torch.Generator().manual_seed(zlib.crc32(np.asarray(ids, dtype=np.int64).tobytes()))
+            keep = (torch.rand(samples, hidden, generator=g) >= p).float() / (1 - p)
+            out.append(keep)
+        return torch.stack(out)
+
+
+def load_scorer(ref: str | Path, store=None) -> RewardScorer:
+    """A scorer from an artifact directory, or from a registry reference (id, prefix, tag or name)
+    resolved in `store` (the default store when None)."""
+    path = Path(ref)
+    if path.is_dir():
+        return RewardScorer.load(path)
+    if store is None:
+        from hominem.store import open_store
+        store = open_store()
+    artifact = store.open(str(ref))
+    if artifact.kind != "reward":
+        raise ValueError(f"{ref}: artifact {artifact.short} is a {artifact.kind}, not a reward model")
+    return RewardScorer.load(Path(artifact.path))

@@ -1,4 +1,5 @@
-"""The `hominem` command: run the pipeline or one stage, inspect artifacts and lineage."""
+"""The `hominem` command: run the pipeline or one stage, inspect artifacts and lineage, score and
+evaluate reward models, import externally labelled data."""
 
 from __future__ import annotations
 
@@ -130,6 +131,100 @@ def cmd_seed_stats(args) -> int:
     return main(args.path, args.json, args.write_datasheet)
 
 
+def _open_scorer(ref: str):
+    """(scorer, what it is) for a reward model named by a directory path or an artifact reference."""
+    from pathlib import Path
+
+    from hominem.reward.score import load_scorer
+
+    if Path(ref).is_dir():
+        return load_scorer(Path(ref)), str(Path(ref).resolve())
+    _, store = _store(argparse.Namespace())
+    return load_scorer(ref, store), store.registry.resolve(ref)
+
+
+def cmd_score(args) -> int:
+    import numpy as np
+
+    from hominem.data.external import read_score_requests
+    from hominem.reward.evalrm import score_all
+    from hominem.reward.metrics import json_safe
+
+    scorer, _ = _open_scorer(args.ref)
+    rows = read_score_requests(args.input_file, args.prompt_field, args.response_field)
+    res = score_all(scorer, [r["input"] for r in rows], [r["response"] for r in rows], args.batch_size)
+    dims = list(scorer.dims)
+    trunc = np.asarray(res["truncated"], dtype=bool)  # [N] per-row flags
+    lines = []
+    for i, r in enumerate(rows):
+        line = ({"id": r["id"]} if r["id"] is not None else {}) | {
+            "scores": dict(zip(dims, res["dims"][i].tolist())),
+            "uncertainty": dict(zip(dims, res["uncertainty"][i].tolist())),
+            "scalar": float(res["scalar"][i]), "weighted": float(res["weighted"][i]), "truncated": bool(trunc[i])}
+        lines.append(json.dumps(json_safe(line), ensure_ascii=False, allow_nan=False))
+    if not args.out:
+        print("\n".join(lines))
+        return 0
+    with open(args.out, "w", encoding="utf-8") as f:
+        f.write("".join(x + "\n" for x in lines))
+    summary = {"rows": len(rows), "out": args.out, "truncated": int(trunc.sum()), "dims": dims}
+    print(json.dumps(summary) if args.json else
+          f"scored {summary['rows']} row(s) -> {args.out} ({summary['truncated']} cut to max_length)")
+    return 0
+
+
+class _ScoredAction(argparse.Action):
+    """--scored FILE appends [FILE, None]; a following --map SPEC attaches to the last --scored."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        items = getattr(namespace, "scored", None) or []
+        if option_string == "--map":
+            if not items or items[-1][1] is not None:
+                parser.error("--map SPEC must follow the --scored FILE it applies to")
+            items[-1][1] = value
+        else:
+            items.append([value, None])
+        namespace.scored = items
+
+
+def cmd_eval_rm(args) -> int:
+    from hominem.reward import evalrm
+    from hominem.reward.metrics import json_safe
+
+    if not (args.scored or args.pairs or args.dir):
+        raise SystemExit("hominem eval-rm: nothing to evaluate; give --scored FILE, --pairs FILE or --dir DIR")
+    scorer, model = _open_scorer(args.ref)
+    report = {"model": model, "dims": list(scorer.dims), "scored": [], "pairs": []}
+    for path, spec in args.scored or []:
+        report["scored"].append(evalrm.eval_scored(scorer, path, evalrm.parse_mapping(spec) if spec else None,
+                                                   args.limit, args.batch_size))
+    for path in args.pairs or []:
+        report["pairs"].append(evalrm.eval_pairs(scorer, path, args.limit, args.batch_size))
+    if args.dir:
+        found = evalrm.eval_dir(scorer, args.dir, args.limit, batch_size=args.batch_size)
+        report["scored"] += found["scored"]
+        report["pairs"] += found["pairs"]
+    report = json_safe(report)  # an undefined correlation (constant labels) is null, not NaN
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=1, allow_nan=False)
+    print(json.dumps(report, indent=1, allow_nan=False) if args.json else evalrm.format_report(report))
+    return 0
+
+
+def cmd_import_scored(args) -> int:
+    from hominem.data.external import import_scored
+
+    _, store = _store(argparse.Namespace())
+    dims = [d.strip() for d in args.dims.split(",") if d.strip()] if args.dims else None
+    ref = import_scored(store, args.file, dims, args.scalar_field, args.heldout_fraction, args.seed, args.name)
+    m = store.registry.get(ref.id).metrics
+    print(json.dumps({"id": ref.id, **m}) if args.json else
+          f"{ref.id}\n  dataset of {m['records']} prompt(s), {m['candidates']} response(s): {m['train_records']} "
+          f"train / {m['heldout_records']} held-out; dims {', '.join(m['labels_per_dim'])}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hominem", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -164,6 +259,39 @@ def build_parser() -> argparse.ArgumentParser:
                         "parser into a new ratings artifact (no teacher calls)")
     rp.add_argument("target", help="CONFIG (finds the ratings artifact it made) or a ratings artifact id/tag")
     rp.add_argument("overrides", nargs="*", help="dotted overrides (with CONFIG)")
+    sc = sub.add_parser("score", help="score (prompt, response) lines with a reward model")
+    sc.add_argument("ref", help="reward model: artifact id prefix or tag, or a directory")
+    sc.add_argument("--in", dest="input_file", required=True, metavar="FILE.jsonl",
+                    help="lines {prompt (str or messages), response, id?, context?}")
+    sc.add_argument("--out", metavar="FILE.jsonl", help="write scores here (default: stdout)")
+    sc.add_argument("--prompt-field", default="prompt", help="the field holding the prompt")
+    sc.add_argument("--response-field", default="response", help="the field holding the response")
+    sc.add_argument("--batch-size", type=int, default=32)
+    sc.add_argument("--json", action="store_true", help="with --out: print the summary as JSON")
+    ev = sub.add_parser("eval-rm", help="a reward model against human labels: correlations on scored files, "
+                        "pairwise accuracy (beside the longer-wins baseline) on pair files")
+    ev.add_argument("ref", help="reward model: artifact id prefix or tag, or a directory")
+    ev.add_argument("--scored", action=_ScoredAction, metavar="FILE", help="a scored JSONL file (repeatable)")
+    ev.add_argument("--map", action=_ScoredAction, metavar="SPEC",
+                    help="for the preceding --scored: model output=label pairs, e.g. "
+                    "empathy=emotional_reactions,harm_minimisation=-toxicity,scalar=quality "
+                    "(default: dim-to-dim, for a model trained on that file)")
+    ev.add_argument("--pairs", action="append", metavar="FILE", help="a pairs JSONL file (repeatable)")
+    ev.add_argument("--dir", help="every folder under DIR with scored.jsonl / pairs.jsonl "
+                    "(mappings from reward/eval_maps.yaml)")
+    ev.add_argument("--limit", type=int, help="first N rows of each file (quick checks)")
+    ev.add_argument("--batch-size", type=int, default=32)
+    ev.add_argument("--out", metavar="REPORT.json", help="write the full report as JSON")
+    ev.add_argument("--json", action="store_true")
+    im = sub.add_parser("import-scored", help="import a scored JSONL file as a dataset artifact "
+                        "(train on it with train-reward CONFIG --input dataset=ID)")
+    im.add_argument("file")
+    im.add_argument("--dims", help="comma-separated score names to train on (default: all but --scalar-field)")
+    im.add_argument("--scalar-field", help="the score used as the scalar reward (default: none)")
+    im.add_argument("--heldout-fraction", type=float, default=0.2, help="share of prompts held out")
+    im.add_argument("--seed", type=int, default=0, help="seed of the held-out split")
+    im.add_argument("--name", help="the artifact's name (default: import/<folder>)")
+    im.add_argument("--json", action="store_true")
     c = sub.add_parser("config", help="print the resolved config")
     c.add_argument("config")
     c.add_argument("overrides", nargs="*")
@@ -173,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from hominem.config import ConfigError
+    from hominem.data.dataset import DatasetError
 
     try:
         if args.command == "run":
@@ -191,8 +320,19 @@ def main(argv: list[str] | None = None) -> int:
             return reparse_command(args.target, args.overrides)
         if args.command == "seed-stats":
             return cmd_seed_stats(args)
-    except (ConfigError, KeyError, FileNotFoundError) as e:
+        if args.command == "score":
+            return cmd_score(args)
+        if args.command == "eval-rm":
+            return cmd_eval_rm(args)
+        if args.command == "import-scored":
+            return cmd_import_scored(args)
+    except (ConfigError, KeyError, FileNotFoundError, DatasetError) as e:
         print(f"hominem: error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # bad mappings and settings of the data commands; elsewhere a bug keeps its traceback
+        if args.command not in ("score", "eval-rm", "import-scored"):
+            raise
+        print(f"hominem: error: {e}", file=sys.stderr)
         return 2
     return 1
 

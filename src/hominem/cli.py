@@ -36,6 +36,9 @@ def cmd_run(args, until: str | None = None) -> int:
         role, _, ref = spec.partition("=")
         given[role] = store.open(ref)
     refs, made = run_pipeline(cfg, store, until, given)
+    from hominem import distributed
+    if not distributed.is_main():
+        return 0  # under accelerate launch, rank 0 prints the summary
     print(f"\nhominem: {len(made)} artifact(s) made, {len(refs) - len(made)} reused, in {time.time() - t0:.0f}s "
           f"(store: {store.home})")
     for name, ref in refs.items():

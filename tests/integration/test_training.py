@@ -90,8 +90,9 @@ def test_reward_training_resumes_from_epoch_checkpoint(smoke_config, monkeypatch
     clean, _ = run_pipeline(cfg, open_store(cfg.store), until="reward")
     monkeypatch.setenv("HOMINEM_HOME", str(tmp_path / "other"))
     store = open_store(cfg.store)
-    # call 10 is inside the second epoch (smoke: ~6 training steps + 1 validation batch an epoch)
-    restore = interrupt_at_call(monkeypatch, rt, "masked_loss", 10)
+    # call 20 is inside the second epoch (smoke: ~6 training steps an epoch, each calling it for the
+    # dimensions and the scalar, + 1 validation batch)
+    restore = interrupt_at_call(monkeypatch, rt.L, "masked_mse", 20)
     run_until_interrupted(cfg, store, "reward")
     restore()
     assert list(store.work_dir.glob("reward-*/reward_checkpoint.pt")), "no epoch checkpoint left behind"

@@ -278,7 +278,7 @@ def fit(train_records: list[dict], val_records: list[dict], rc, seed: int, work:
                 running.append({k: v.item() for k, v in terms.items()} | {"total": loss.item()})
                 progress.update(1)
                 progress.set_postfix(loss=f"{np.mean([r['total'] for r in running[-10:]]):.3f}")
-        vl = val_loss()
+        vl = dist.all_mean(val_loss())  # every rank must take the same early-stopping decision
         seconds = time.perf_counter() - t0
         train_seconds += seconds
         entry = {"epoch": epoch + 1, "train_loss": dist.all_mean(float(np.mean([r["total"] for r in running]))),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -60,11 +61,19 @@ class Registry:
     def __init__(self, url: str):
         self.url = url
         self.engine = sa.create_engine(url, future=True)
-        if url.startswith("sqlite"):
-            # concurrent readers while a run writes
-            with self.engine.begin() as c:
-                c.exec_driver_sql("PRAGMA journal_mode=WAL")
-        metadata.create_all(self.engine)
+        # Several processes (the ranks of one `accelerate launch`) may open a new store at once:
+        # creating the tables then races, so retry what another process got to first.
+        for attempt in range(10):
+            try:
+                if url.startswith("sqlite"):
+                    with self.engine.begin() as c:  # concurrent readers while a run writes
+                        c.exec_driver_sql("PRAGMA journal_mode=WAL")
+                metadata.create_all(self.engine)
+                break
+            except sa.exc.OperationalError as e:
+                if not ("already exists" in str(e) or "database is locked" in str(e)) or attempt == 9:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def add(self, rec: Record) -> None:
         """Insert an artifact record (idempotent for an id already present)."""

@@ -103,6 +103,7 @@ def _scorer(kind: str, uncertainty: str) -> RewardScorer:
     model = RewardModel(backbone, ["a", "b"], "mean" if kind == "encoder" else "last", dropout=0.1,
                         members=members, label_mean=[3.0, 2.0], label_std=[1.5, 0.5])
     meta = {"dims": ["a", "b"], "max_length": 24, "chat_template": kind == "decoder", "uncertainty": uncertainty,
+            "segment_ids": kind == "encoder",  # token_type_ids must pad the same way on either side
             "dropout": 0.1, "mc_samples": 8, "dim_weights": {"a": 1.0, "b": 3.0}}
     return RewardScorer(model, tok, meta)
 

@@ -146,9 +146,10 @@ class RewardModel(nn.Module):
 
 
 def encode(tokenizer, inputs: list[ChatInput], responses: list[str], max_length: int,
-           use_chat_template: bool) -> tuple[dict, np.ndarray]:
+           use_chat_template: bool, segment_ids: bool = False) -> tuple[dict, np.ndarray]:
     """Tokenise (input, response) pairs without padding -> (encoding with input_ids and, for sentence
-    pairs, token_type_ids; per-row bool array: True where the text was cut to max_length)."""
+    pairs when segment_ids, token_type_ids; per-row bool array: True where the text was cut to
+    max_length)."""
     if use_chat_template:
         texts = [tokenizer.apply_chat_template(as_messages(i) + [{"role": "assistant", "content": r}],
                                                tokenize=False) for i, r in zip(inputs, responses)]
@@ -160,6 +161,8 @@ def encode(tokenizer, inputs: list[ChatInput], responses: list[str], max_length:
     firsts = [as_text(i) for i in inputs]
     full = tokenizer(firsts, responses)["input_ids"]
     enc = dict(tokenizer(firsts, responses, truncation="longest_first", max_length=max_length))
+    if not segment_ids:
+        enc.pop("token_type_ids", None)
     truncated = np.array([len(a) > len(b) for a, b in zip(full, enc["input_ids"])], dtype=bool)
     return enc, truncated
 

@@ -75,29 +75,32 @@ class RewardScorer:
         if len(inputs) != len(responses):
             raise ValueError(f"score: {len(inputs)} inputs but {len(responses)} responses")
         meta = self.meta
-        enc, truncated = encode(self.tokenizer, inputs, responses, meta["max_length"], meta["chat_template"])
+        enc, truncated = encode(self.tokenizer, inputs, responses, meta["max_length"], meta["chat_template"],
+                                meta.get("segment_ids", False))
         ids = enc["input_ids"]
         n, D = len(ids), len(self.dims)
         dims, unc = np.zeros((n, D)), np.zeros((n, D))
         learned, learned_unc = np.zeros(n), np.zeros(n)
         order = sorted(range(n), key=lambda i: len(ids[i]))  # length bucketing
         method = meta.get("uncertainty", "none")
+        device = next(self.model.parameters()).device  # score where the model lives (cpu or cuda)
         for s in range(0, n, batch_size):
             rows = order[s:s + batch_size]
-            batch = collate(self.tokenizer, enc, rows, padding_side)
+            batch = {k: v.to(device) for k, v in collate(self.tokenizer, enc, rows, padding_side).items()}
             h = self.model.pooled(**batch)  # [B, H]
             if method == "mc_dropout":
-                h = h.unsqueeze(1) * self._mc_masks([ids[i] for i in rows], h.shape[-1])  # [B, S, H]
+                h = h.unsqueeze(1) * self._mc_masks([ids[i] for i in rows], h.shape[-1]).to(device)  # [B, S, H]
                 out = self.model.heads(h)  # dims [B, S, 1, D], scalar [B, S, 1]
                 d_samples, s_samples = out["dims"].squeeze(2), out["scalar"].squeeze(2)
             else:
                 out = self.model.heads(h)  # dims [B, K, D], scalar [B, K]
                 d_samples, s_samples = out["dims"], out["scalar"]
-            dims[rows] = d_samples.double().mean(1).numpy()
-            learned[rows] = s_samples.double().mean(1).numpy()
+            d_samples, s_samples = d_samples.double().cpu(), s_samples.double().cpu()
+            dims[rows] = d_samples.mean(1).numpy()
+            learned[rows] = s_samples.mean(1).numpy()
             if d_samples.shape[1] > 1:
-                unc[rows] = d_samples.double().std(1, correction=0).numpy()
-                learned_unc[rows] = s_samples.double().std(1, correction=0).numpy()
+                unc[rows] = d_samples.std(1, correction=0).numpy()
+                learned_unc[rows] = s_samples.std(1, correction=0).numpy()
         scale = meta.get("uncertainty_scale") or {}
         unc *= np.array([scale.get(d, 1.0) for d in self.dims])
         learned_unc *= scale.get("__scalar__", 1.0)

@@ -159,6 +159,12 @@ def fit(train_records: list[dict], val_records: list[dict], rc, seed: int, work:
     torch.manual_seed(seed)
     backbone, tok = load_backbone(rc.backbone)
     decoder = is_decoder(backbone.config)
+    if not rc.backbone_dropout:
+        for m in backbone.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
+            elif isinstance(getattr(m, "attention_dropout", None), float):  # decoders hand a float to the kernel
+                m.attention_dropout = 0.0
     pooling = rc.pooling if rc.pooling != "auto" else ("last" if decoder else "mean")
     chat = rc.chat_template and getattr(tok, "chat_template", None) is not None
     rationale_on = rc.rationale_weight > 0 and any(train["rationales"])
@@ -179,8 +185,8 @@ def fit(train_records: list[dict], val_records: list[dict], rc, seed: int, work:
         # the token embedding table is half of a small encoder's weights: freezing it saves much of
         # the optimiser's work, at some cost in quality (see the config field's description)
         model.backbone.get_input_embeddings().requires_grad_(False)
-    enc_train, trunc_train = encode(tok, train["inputs"], train["responses"], rc.max_length, chat)
-    enc_val, trunc_val = encode(tok, val["inputs"], val["responses"], rc.max_length, chat)
+    enc_train, trunc_train = encode(tok, train["inputs"], train["responses"], rc.max_length, chat, rc.segment_ids)
+    enc_val, trunc_val = encode(tok, val["inputs"], val["responses"], rc.max_length, chat, rc.segment_ids)
     if trunc_train.any() and dist.is_main():
         say(f"[reward] {int(trunc_train.sum())} of {len(trunc_train)} training texts "
             f"({trunc_train.mean():.0%}) cut to max_length={rc.max_length} tokens")
@@ -309,7 +315,7 @@ def fit(train_records: list[dict], val_records: list[dict], rc, seed: int, work:
     meta = {"dims": dims, "normalisation": norm, "levels": levels, "objective": rc.objective,
             "backbone": rc.backbone, "decoder": decoder, "pooling": pooling, "head_hidden": rc.head_hidden,
             "dropout": rc.dropout, "members": members, "uncertainty": rc.uncertainty, "mc_samples": rc.mc_samples,
-            "max_length": rc.max_length, "chat_template": chat,
+            "max_length": rc.max_length, "chat_template": chat, "segment_ids": rc.segment_ids,
             "scalar": rc.scalar if has_scalar else "weighted", "dim_weights": weights,
             "lora": {"r": rc.lora_r, "alpha": rc.lora_alpha, "merged": True} if rc.lora_r else None,
             "rationale_aux": rationale_on, "world_size": dist.world()[1],

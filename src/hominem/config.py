@@ -283,6 +283,9 @@ class RewardConfig(Section):
     scalar_loss_weight: float = Field(1.0, description="Weight of the scalar head's loss next to the dimension losses.")
     bt_weight: float = Field(0.0, description="Weight of a pairwise Bradley-Terry loss on the scalar head over each "
                              "candidate set's pairs with different teacher scalars (0 disables it).")
+    corr_weight: float = Field(0.0, description="Weight of a penalty on in-batch inter-dimension correlations "
+                               "of the predictions that differ from the teacher's (against a shared backbone "
+                               "copying one overall-quality factor into every dimension); 0 disables it.")
     rationale_weight: float = Field(0.0, description="Weight of the rationale auxiliary loss: an extra head predicts "
                                     "the rationale's sentence embedding (cosine loss); 0 disables it.")
     rationale_encoder: str = Field("bundled:all-minilm-l6-v2", description="Frozen sentence encoder that embeds "

@@ -139,3 +139,18 @@ def test_encode_reports_truncation_per_row_and_keeps_the_response_end_for_chat()
     assert enc["input_ids"][0] == tok(full, add_special_tokens=False)["input_ids"][-16:]
     batch = collate(tok, enc, [0], padding_side="left")
     assert batch["attention_mask"].sum().item() == 16
+
+
+def test_correlation_match_penalises_invented_correlations_only():
+    torch.manual_seed(0)
+    label = torch.randn(64, 3)  # independent teacher dimensions
+    mirror = 2.0 * label + 1.0  # same correlations, other units: no penalty
+    copied = label[:, [0, 0, 0]] + 0.01 * torch.randn(64, 3)  # one factor copied into every dimension
+    assert L.correlation_match(mirror, label).item() == pytest.approx(0.0, abs=1e-6)
+    assert L.correlation_match(copied, label).item() > 0.5
+    pred = copied.clone().requires_grad_(True)
+    L.correlation_match(pred, label).backward()
+    assert pred.grad.abs().sum() > 0
+    few = torch.full((64, 3), float("nan"))
+    few[:3] = label[:3]
+    assert L.correlation_match(pred, few).item() == 0.0  # fewer than 4 fully labelled rows

@@ -75,3 +75,26 @@ def cosine_aux(pred: torch.Tensor, target: torch.Tensor, present: torch.Tensor) 
     if not present.any():
         return pred.sum() * 0.0
     return (1 - F.cosine_similarity(pred[present], target[present], dim=-1)).mean()
+
+
+def _corr(x: torch.Tensor) -> torch.Tensor:
+    """[N, D] -> [D, D] Pearson correlation matrix of the columns (constant columns give 0)."""
+    x = x - x.mean(0, keepdim=True)
+    x = x / x.pow(2).sum(0, keepdim=True).sqrt().clamp_min(1e-6)
+    return x.T @ x
+
+
+def correlation_match(pred: torch.Tensor, label: torch.Tensor, min_rows: int = 4) -> torch.Tensor:
+    """Penalty on inter-dimension correlations the teacher does not have (a shared backbone tends to
+    learn one "overall quality" factor and copy it into every dimension).
+
+    pred [B, D] predictions (any affine units), label [B, D] (NaN = not applicable). On the rows
+    labelled in every dimension: mean over dimension pairs i < j of (corr(pred)_ij - corr(label)_ij)^2.
+    Returns 0 (with a gradient path) when fewer than min_rows such rows exist.
+    """
+    full = ~torch.isnan(label).any(1)
+    if int(full.sum()) < min_rows:
+        return pred.sum() * 0.0
+    cp, cl = _corr(pred[full]), _corr(label[full])
+    upper = torch.triu(torch.ones_like(cp, dtype=torch.bool), diagonal=1)
+    return ((cp - cl)[upper] ** 2).mean()

@@ -226,6 +226,8 @@ def fit(train_records: list[dict], val_records: list[dict], rc, seed: int, work:
             terms["scalar"] = rc.scalar_loss_weight * L.masked_mse(out["scalar_raw"].unsqueeze(-1), s_std, w)
             if rc.bt_weight:
                 terms["bt"] = rc.bt_weight * L.bradley_terry(out["scalar_raw"].mean(1), s[rows], groups[rows])
+        if rc.corr_weight:
+            terms["corr"] = rc.corr_weight * L.correlation_match(out["dims_raw"].mean(1), y[rows])
         if rationale and rat_train is not None:
             terms["rationale"] = rc.rationale_weight * L.cosine_aux(out["rationale"], rat_train[rows],
                                                                     rat_present[rows])

@@ -58,8 +58,11 @@ def _print_key_metrics(store, refs) -> None:
     if "reward" in refs:
         m = reg.get(refs["reward"].id).metrics
         if "heldout_mean_pearson" in m:
-            print(f"  reward model: held-out mean Pearson {m['heldout_mean_pearson']:.3f}, scalar Pearson "
-                  f"{m['heldout_scalar_pearson']:.3f}, pairwise accuracy {m['heldout_pairwise_accuracy']:.3f}")
+            def num(key: str) -> str:  # None where undefined (e.g. no scalar labels in an imported set)
+                return "n/a" if m.get(key) is None else f"{m[key]:.3f}"
+            print(f"  reward model: held-out mean Pearson {num('heldout_mean_pearson')}, scalar Pearson "
+                  f"{num('heldout_scalar_pearson')}, pairwise accuracy {num('heldout_pairwise_accuracy')}, "
+                  f"largest invented correlation {num('heldout_max_invented_correlation')}")
     if "policy" in refs:
         m = reg.get(refs["policy"].id).metrics
         print(f"  DPO: loss {m['first_loss_mean']:.3f} -> {m['final_loss_mean']:.3f} over {m['steps']} steps")
@@ -302,7 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # dotted overrides may also follow options (`train-reward cfg --input dataset=X reward.lr=1e-4`)
+    if extra and isinstance(getattr(args, "overrides", None), list) and all(
+            "=" in x and not x.startswith("-") for x in extra):
+        args.overrides += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from hominem.config import ConfigError
     from hominem.data.dataset import DatasetError
 

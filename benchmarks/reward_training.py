@@ -171,7 +171,7 @@ def hominem_job(a: argparse.Namespace) -> None:
     from hominem.reward.train import fit
 
     data = json.loads(Path(a.data).read_text())
-    rc = load_config(str(ROOT / "configs" / "default.yaml")).reward
+    rc = load_config(str(ROOT / "configs" / "default.yaml"), a.set or []).reward
     if a.hominem_epochs:
         rc = rc.model_copy(update={"epochs": a.hominem_epochs})
     # the validation split the reward stage itself takes (by prompt, rc.val_fraction of the training
@@ -281,6 +281,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=3, help="TRL epochs (hominem: --hominem-epochs)")
     p.add_argument("--hominem-epochs", type=int, help="override configs/default.yaml reward.epochs")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a dotted config override for the hominem side, e.g. reward.bt_weight=2 (repeatable)")
     p.add_argument("--lr", type=float, default=5e-5, help="TRL learning rate (hominem's backbone lr is 5e-5)")
     p.add_argument("--batch-pairs", type=int, default=8, help="TRL pairs per step (x2 sequences)")
     p.add_argument("--gradient-checkpointing", action="store_true",
@@ -344,6 +346,8 @@ def main() -> None:
                        "--work", str(work / "hominem-out"), *common]
                 if a.hominem_epochs:
                     cmd += ["--hominem-epochs", str(a.hominem_epochs)]
+                for override in a.set or []:
+                    cmd += ["--set", override]
             out["sides"][side] = run_child(cmd, result, side)
     out["load_after"] = os.getloadavg()[0]
     out["summary"] = summarise(out)

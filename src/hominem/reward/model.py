@@ -80,7 +80,7 @@ class RewardModel(nn.Module):
     def __init__(self, backbone: nn.Module, dims: list[str], pooling: str = "mean", head_hidden: int = 0,
                  dropout: float = 0.1, members: int = 1, objective: str = "regression",
                  label_mean=None, label_std=None, level_min=None, n_levels=None,
-                 scalar_mean: float = 0.0, scalar_std: float = 1.0, rationale_dim: int = 0):
+                 scalar_mean: float = 0.0, scalar_std: float = 1.0):
         super().__init__()
         self.backbone = backbone
         self.dims = list(dims)
@@ -105,7 +105,7 @@ class RewardModel(nn.Module):
             buf("n_levels", n_levels, np.full(D, 2))
             cuts = int(self.n_levels.max().item()) - 1
             self.thresholds = nn.Parameter(torch.linspace(-1, 1, cuts).repeat(members, D, 1))  # [K, D, L]
-        self.rationale_head = nn.Linear(H, rationale_dim) if rationale_dim else None
+        self.rationale_head: nn.Module | None = None  # set by training when the rationale loss is on
         params = inspect.signature(backbone.forward).parameters
         self._takes_token_types = "token_type_ids" in params
         self._takes_positions = ("position_ids" in params

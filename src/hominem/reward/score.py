@@ -23,7 +23,7 @@ from hominem.reward.model import RewardModel, collate, encode
 from hominem.types import ChatInput
 
 
-def build_model(backbone, meta: dict, rationale_dim: int = 0) -> RewardModel:
+def build_model(backbone, meta: dict) -> RewardModel:
     """A RewardModel shaped as METADATA.json describes (weights untrained until loaded)."""
     dims, norm = meta["dims"], meta["normalisation"]
     return RewardModel(
@@ -32,7 +32,7 @@ def build_model(backbone, meta: dict, rationale_dim: int = 0) -> RewardModel:
         label_mean=[norm[d]["mean"] for d in dims], label_std=[norm[d]["std"] for d in dims],
         level_min=[meta["levels"][d][0] for d in dims] if meta.get("levels") else None,
         n_levels=[meta["levels"][d][1] - meta["levels"][d][0] + 1 for d in dims] if meta.get("levels") else None,
-        scalar_mean=norm["__scalar__"]["mean"], scalar_std=norm["__scalar__"]["std"], rationale_dim=rationale_dim)
+        scalar_mean=norm["__scalar__"]["mean"], scalar_std=norm["__scalar__"]["std"])
 
 
 class RewardScorer:
@@ -104,15 +104,22 @@ class RewardScorer:
         scale = meta.get("uncertainty_scale") or {}
         unc *= np.array([scale.get(d, 1.0) for d in self.dims])
         learned_unc *= scale.get("__scalar__", 1.0)
-        if calibrated and meta.get("calibration"):
+        raw = {"dims": dims, "uncertainty": unc, "learned": learned, "scalar_uncertainty": learned_unc,
+               "truncated": truncated}
+        return self.finish(raw, calibrated)
+
+    def finish(self, raw: dict, calibrated: bool = True) -> dict:
+        """From the model's raw outputs (dims, uncertainty, learned, scalar_uncertainty, truncated) to
+        a score result: isotonic maps applied to dims when calibrated, weighted mean, the reward."""
+        dims = raw["dims"].copy()
+        if calibrated and self.meta.get("calibration"):
             from hominem.reward.calibration import isotonic_apply
             for j, d in enumerate(self.dims):
-                if d in meta["calibration"]:
-                    dims[:, j] = isotonic_apply(meta["calibration"][d], dims[:, j])
+                if d in self.meta["calibration"]:
+                    dims[:, j] = isotonic_apply(self.meta["calibration"][d], dims[:, j])
         weighted = dims @ self.weights / max(self.weights.sum(), 1e-12)
-        scalar = weighted if meta.get("scalar", "learned") == "weighted" else learned
-        return {"dims": dims, "uncertainty": unc, "scalar": scalar, "learned": learned,
-                "scalar_uncertainty": learned_unc, "weighted": weighted, "truncated": truncated}
+        scalar = weighted if self.meta.get("scalar", "learned") == "weighted" else raw["learned"]
+        return raw | {"dims": dims, "scalar": scalar, "weighted": weighted}
 
     def _mc_masks(self, rows: list[list[int]], hidden: int) -> torch.Tensor:
         """[B, S, H] inverted-dropout masks, each text's drawn from a generator seeded by its token

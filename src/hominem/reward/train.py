@@ -173,8 +173,7 @@ def fit(train_records: list[dict], val_records: list[dict], rc, seed: int, work:
         label_mean=[norm[d]["mean"] for d in dims], label_std=[norm[d]["std"] for d in dims],
         level_min=[levels[d][0] for d in dims] if levels else None,
         n_levels=[levels[d][1] - levels[d][0] + 1 for d in dims] if levels else None,
-        scalar_mean=norm["__scalar__"]["mean"], scalar_std=norm["__scalar__"]["std"],
-        rationale_dim=0)
+        scalar_mean=norm["__scalar__"]["mean"], scalar_std=norm["__scalar__"]["std"])
     if rc.lora_r:
         from peft import LoraConfig, get_peft_model
         model.backbone = get_peft_model(model.backbone, LoraConfig(
@@ -379,8 +378,8 @@ def run(ctx) -> dict:
     held = flatten(held_recs, dims)
     heldout = {}
     if held_recs:
-        scores = scorer.score(held["inputs"], held["responses"])
         raw = scorer.score(held["inputs"], held["responses"], calibrated=False)
+        scores = scorer.finish(raw)  # the same forward passes, calibrated
         heldout = M.evaluate(scores, held, dims)
         from hominem.reward.calibration import calibration_error
         for j, d in enumerate(dims):
@@ -401,7 +400,7 @@ def run(ctx) -> dict:
     meta["metrics"] = {"heldout": heldout, "validation_calibration": val_calibration, "history": history,
                        "truncated": res.truncated}
     (ctx.out / "METADATA.json").write_text(json.dumps(M.json_safe(meta), indent=1, allow_nan=False))
-    summary = {"dims": dims, "train_examples": len(flatten(train_recs, dims)["scalars"]) - len(val["scalars"]),
+    summary = {"dims": dims, "train_examples": sum(len(r["candidate_outputs"]) for r in train_recs) - len(val["scalars"]),
                "val_examples": len(val["scalars"]), "epochs_run": len(res.history),
                "first_batch_loss": res.history[0]["first_batch_loss"],
                "first_epoch_train_loss": res.history[0]["train_loss"],

@@ -400,7 +400,8 @@ def run(ctx) -> dict:
     meta["metrics"] = {"heldout": heldout, "validation_calibration": val_calibration, "history": history,
                        "truncated": res.truncated}
     (ctx.out / "METADATA.json").write_text(json.dumps(M.json_safe(meta), indent=1, allow_nan=False))
-    summary = {"dims": dims, "train_examples": sum(len(r["candidate_outputs"]) for r in train_recs) - len(val["scalars"]),
+    n_train = sum(len(r["candidate_outputs"]) for r in train_recs) - len(val["scalars"])
+    summary = {"dims": dims, "train_examples": n_train,
                "val_examples": len(val["scalars"]), "epochs_run": len(res.history),
                "first_batch_loss": res.history[0]["first_batch_loss"],
                "first_epoch_train_loss": res.history[0]["train_loss"],
